@@ -1,0 +1,1 @@
+"""Peer methods. Each module exposes ``solve(y, op, prior, *, generator, **hyper)``."""

@@ -1,0 +1,111 @@
+"""Fetching remote files (paper datasets, checkpoints) with sha256 verification and a lock file.
+
+A resource is ``{'url': ...}`` or ``{'hub': 'owner/name', 'file': ..., 'revision': ..., 'repo_type':
+'model' | 'dataset'}`` (resolved to ``{endpoint}/[datasets/]{hub}/resolve/{revision}/{file}``, the
+hub's plain download route), or ``{'manual': 'instructions'}`` for files that need a licence or a
+login and must be placed by hand. The sha256 is pinned in the config where it can be known;
+otherwise the first fetch records it in the lock file and every later use is checked against it.
+A mismatch stops with an error that names the file and both hashes; a hash is never invented.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from priors.store import ChecksumError, sha256_of
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+class Lock:
+    """A JSON map key -> sha256 of what was fetched, written atomically."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.entries = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, key: str) -> str | None:
+        return self.entries.get(key)
+
+    def record(self, key: str, sha256: str) -> None:
+        self.entries[key] = sha256
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        tmp.write_text(json.dumps(dict(sorted(self.entries.items())), indent=1) + "\n")
+        os.replace(tmp, self.path)
+
+
+def resource_url(res: dict, endpoint: str | None = None) -> str:
+    if "url" in res:
+        return res["url"]
+    if "hub" in res:
+        endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[res.get("repo_type", "model")]
+        revision = urllib.parse.quote(res.get("revision", "main"), safe="")
+        return f"{endpoint}/{prefix}{res['hub']}/resolve/{revision}/{urllib.parse.quote(res['file'])}"
+    raise ValueError(f"resource has neither 'url' nor 'hub': {res}")
+
+
+def local_name(res: dict) -> str:
+    if "file" in res:
+        return Path(res["file"]).name
+    if "filename" in res:
+        return res["filename"]
+    return Path(urllib.parse.urlparse(res.get("url", "")).path).name or "download"
+
+
+def _download(url: str, dest: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            total = int(r.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def fetch(key: str, res: dict, dest_dir: str | os.PathLike, lock: Lock, endpoint: str | None = None) -> Path:
+    """Return the verified local path of resource ``key``, downloading it first if it is absent."""
+    dest = Path(dest_dir) / key / local_name(res)
+    expected = res.get("sha256") or lock.get(key)
+    if res.get("sha256") and lock.get(key) and res["sha256"] != lock.get(key):
+        raise ChecksumError(f"{key}: the pinned sha256 {res['sha256']} differs from the lock file's {lock.get(key)}")
+    if not dest.exists():
+        if "manual" in res:
+            raise FileNotFoundError(f"{key}: {dest} is missing and cannot be downloaded automatically. "
+                                    f"{res['manual']} Place the file at {dest}.")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        url = resource_url(res, endpoint)
+        try:
+            _download(url, dest)
+        except OSError as err:
+            raise ConnectionError(f"{key}: could not download {url}: {err}") from None
+    got = sha256_of(dest)
+    if expected is None:
+        lock.record(key, got)
+    elif got != expected:
+        raise ChecksumError(f"checksum mismatch for {dest} ({key}): expected sha256 {expected}, got {got}. "
+                            "Delete the file to fetch it again, or check the source.")
+    return dest
+
+
+def copy_tree_like_hub(src: str | os.PathLike, hub_root: str | os.PathLike, repo: str, revision: str = "main",
+                       repo_type: str = "model") -> Path:
+    """Lay out a folder as the hub's resolve route serves it (for a local stand-in of the hub)."""
+    prefix = {"model": "", "dataset": "datasets"}[repo_type]
+    dest = Path(hub_root, prefix, repo, "resolve", revision)
+    shutil.copytree(src, dest, dirs_exist_ok=True)
+    return dest

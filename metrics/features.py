@@ -1,0 +1,61 @@
+"""Feature spaces for FID / KID / LPIPS: the digit network (``embedded``) or Inception + VGG (``paper``).
+
+``feature_space({'name': 'digit_net', 'path': ..., 'sha256': ...})`` loads the shipped digit
+network (sha256-checked); ``{'name': 'inception'}`` uses clean-fid's Inception-v3 with its
+"clean" resizing and the ``lpips`` package's VGG -- both fetch their weights on first use, so they
+belong to the ``paper`` profile.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .lpips import LPIPS
+
+
+class FeatureSpace:
+    def __init__(self, name: str, extractor, lpips: LPIPS, description: str):
+        self.name, self._extract, self.lpips, self.description = name, extractor, lpips, description
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor, batch_size: int = 250) -> np.ndarray:
+        if x.ndim == 5:                                        # videos: frames are samples
+            x = x.flatten(0, 1)
+        return torch.cat([self._extract(b) for b in x.split(batch_size)]).double().cpu().numpy()
+
+
+def _digit_net(spec: dict, device: str) -> FeatureSpace:
+    from priors.digit_net import DigitNet
+    from priors.store import load_weights
+    net = load_weights(DigitNet(), spec["path"], spec.get("sha256")).to(device)
+    scale = float(spec.get("feature_rms", 1.0))  # unit-RMS features: KID's cubic kernel expects O(1) inputs
+    return FeatureSpace("digit_net", lambda b: net.features(b.to(device)) / scale,
+                        LPIPS(backbone=lambda b: net.conv_features(b.to(device))),
+                        f"digit-network features ({net.feature_dim}-d penultimate layer; LPIPS on its 3 conv blocks)")
+
+
+def _inception(spec: dict, device: str) -> FeatureSpace:
+    from cleanfid.features import build_feature_extractor
+    from cleanfid.resize import make_resizer
+    model = build_feature_extractor("clean", torch.device(device))
+    resize = make_resizer("PIL", False, "bicubic", (299, 299))
+
+    def extract(b):
+        imgs = (b.clamp(0, 1) * 255).round().to(torch.uint8)
+        if imgs.shape[1] == 1:
+            imgs = imgs.expand(-1, 3, -1, -1)
+        arr = np.stack([resize(im.permute(1, 2, 0).cpu().numpy()) for im in imgs])
+        return model(torch.from_numpy(arr).permute(0, 3, 1, 2).to(device))
+
+    return FeatureSpace("inception", extract, LPIPS(net=spec.get("lpips_net", "vgg")),
+                        "Inception-v3 pool features (clean-fid); LPIPS-" + spec.get("lpips_net", "vgg"))
+
+
+FEATURE_SPACES = {"digit_net": _digit_net, "inception": _inception}
+
+
+def feature_space(spec: dict, device: str = "cpu") -> FeatureSpace:
+    name = spec.get("name")
+    if name not in FEATURE_SPACES:
+        raise ValueError(f"unknown feature space {name!r}; valid: {', '.join(FEATURE_SPACES)}")
+    return FEATURE_SPACES[name](spec, device)

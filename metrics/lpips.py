@@ -1,0 +1,44 @@
+"""LPIPS through the ``lpips`` package, with a pluggable backbone.
+
+``LPIPS(net='vgg')`` is the package's calibrated metric (the ``paper`` profile; its backbone
+weights come from torchvision's hub). ``LPIPS(backbone=f)`` uses any callable returning a list of
+feature maps -- the digit network's convolutional blocks in ``embedded`` -- with the package's
+channel normalisation and spatial averaging and uniform layer weights (the LPIPS paper's
+"baseline" variant: there are no human judgements of digits to calibrate linear layers on).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import lpips as lpips_pkg
+import numpy as np
+import torch
+
+
+class LPIPS:
+    def __init__(self, backbone: Callable[[torch.Tensor], list[torch.Tensor]] | None = None, net: str = "vgg"):
+        self.backbone = backbone
+        self.model = lpips_pkg.LPIPS(net=net, verbose=False).eval() if backbone is None else None
+
+    @torch.no_grad()
+    def __call__(self, x_hat: torch.Tensor, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Per-item distance between [0, 1] images (B, C, H, W); video items are averaged over frames."""
+        if x_hat.shape != x.shape:
+            raise ValueError(f"shape mismatch: {tuple(x_hat.shape)} vs {tuple(x.shape)}")
+        if x.ndim == 5:
+            B, T = x.shape[:2]
+            return self(x_hat.flatten(0, 1), x.flatten(0, 1), batch_size).reshape(B, T).mean(1)
+        out = [self._distance(a.clamp(0, 1).float(), b.clamp(0, 1).float())
+               for a, b in zip(x_hat.split(batch_size), x.split(batch_size))]
+        return torch.cat(out).double().cpu().numpy()
+
+    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.model is not None:
+            if a.shape[1] == 1:
+                a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)
+            return self.model(a, b, normalize=True).flatten()
+        total = 0.0
+        for fa, fb in zip(self.backbone(a), self.backbone(b)):
+            diff = (lpips_pkg.normalize_tensor(fa) - lpips_pkg.normalize_tensor(fb)) ** 2
+            total = total + lpips_pkg.spatial_average(diff.sum(1, keepdim=True), keepdim=False).flatten()
+        return total

@@ -1,0 +1,1 @@
+"""Priors of the suite: the embedded digit networks, weight storage and (later) the generative priors."""

@@ -1,0 +1,1 @@
+"""Run records and their aggregation into the Markdown tables and figures."""

@@ -1,0 +1,29 @@
+# Retraining the shipped networks (target `retrain`). The main job never trains: it uses the
+# weights under priors/weights/, pinned in config/checkpoints.yaml. A retrained file lands in
+# results/retrain/; compare it, then copy it over the shipped one and update its sha256.
+import yaml
+
+CHECKPOINTS = yaml.safe_load(open(f"{workflow.basedir}/config/checkpoints.yaml"))
+TRAINABLE = [k for k, v in CHECKPOINTS.items() if "train" in v]
+
+
+rule retrain:
+    input:
+        expand("results/retrain/{net}.safetensors", net=TRAINABLE),
+
+
+rule train_network:
+    output:
+        "results/retrain/{net}.safetensors",
+    log:
+        "logs/retrain/{net}.log",
+    wildcard_constraints:
+        net="|".join(TRAINABLE),
+    params:
+        module=lambda wc: CHECKPOINTS[wc.net]["train"]["module"],
+        args=lambda wc: " ".join(f"--{k.replace('_', '-')} {v}" for k, v in CHECKPOINTS[wc.net]["train"]["args"].items()),
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    shell:
+        "{PY} -m {params.module} --out {output} {params.args} 2> {log}"

@@ -1,0 +1,21 @@
+# Per-image and set-level metrics; the run record of (profile, task, solver).
+
+
+rule score:
+    input:
+        degraded="results/degraded/{profile}/{task}.safetensors",
+        samples="results/solve/{profile}/{task}/{solver}/samples.safetensors",
+        meta="results/solve/{profile}/{task}/{solver}/meta.json",
+        features=feature_weights,
+    output:
+        "results/score/{profile}/{task}/{solver}/record.json",
+    log:
+        "logs/score/{profile}/{task}/{solver}.log",
+    params:
+        spec=lambda wc: spec(suite_config.score_spec, wc.task, wc.solver),
+    resources:
+        runtime=20,
+        mem_mb=8000,
+    shell:
+        "{PY} -m suite score --spec {params.spec:q} --degraded {input.degraded} "
+        "--samples {input.samples} --meta {input.meta} --out {output} 2> {log}"

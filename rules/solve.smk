@@ -1,0 +1,21 @@
+# One solver on all measurements of one task, as one batch.
+
+
+rule solve:
+    input:
+        "results/degraded/{profile}/{task}.safetensors",
+    output:
+        samples="results/solve/{profile}/{task}/{solver}/samples.safetensors",
+        meta="results/solve/{profile}/{task}/{solver}/meta.json",
+    log:
+        "logs/solve/{profile}/{task}/{solver}.log",
+    benchmark:
+        "results/benchmarks/solve/{profile}/{task}/{solver}.tsv"
+    params:
+        spec=lambda wc: spec(suite_config.solve_spec, wc.task, wc.solver),
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    shell:
+        "{PY} -m suite solve --spec {params.spec:q} --degraded {input} "
+        "--samples {output.samples} --meta {output.meta} 2> {log}"

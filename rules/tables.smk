@@ -1,0 +1,19 @@
+# Markdown tables: measured numbers beside the published ones (report/paper_numbers.csv).
+
+
+rule table:
+    input:
+        records=table_records,
+        paper="report/paper_numbers.csv",
+    output:
+        "results/table_{table}.md",
+    log:
+        "logs/table/{table}.log",
+    params:
+        spec=lambda wc: spec(suite_config.table_spec, wc.table),
+    resources:
+        runtime=5,
+        mem_mb=2000,
+    shell:
+        "{PY} -m suite table --spec {params.spec:q} --paper-numbers {input.paper} "
+        "--out {output} {input.records} 2> {log}"

@@ -1,0 +1,63 @@
+"""Command line of the stages: ``python -m suite {degrade,solve,score,table,check} ...``.
+
+The Snakemake rules call these with the job's spec as JSON; they are usable by hand too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m suite", description=__doc__)
+    sub = ap.add_subparsers(dest="stage", required=True)
+    p = sub.add_parser("degrade", help="draw the measurements of a task")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("solve", help="run a solver on a task's measurements")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--degraded", required=True)
+    p.add_argument("--samples", required=True)
+    p.add_argument("--meta", required=True)
+    p = sub.add_parser("score", help="score a solver's samples and write the run record")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--degraded", required=True)
+    p.add_argument("--samples", required=True)
+    p.add_argument("--meta", required=True)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("table", help="aggregate run records into a Markdown table")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--paper-numbers", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("records", nargs="+")
+    p = sub.add_parser("check", help="validate a config file")
+    p.add_argument("config")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    from . import stages  # heavy imports only once the arguments are known
+    spec = json.loads(args.spec) if hasattr(args, "spec") else None
+    try:
+        if args.stage == "degrade":
+            stages.degrade(spec, args.out)
+        elif args.stage == "solve":
+            stages.solve(spec, args.degraded, args.samples, args.meta)
+        elif args.stage == "score":
+            stages.score(spec, args.degraded, args.samples, args.meta, args.out)
+        elif args.stage == "table":
+            stages.table(spec, args.records, args.paper_numbers, args.out)
+        elif args.stage == "check":
+            from .config import load
+            cfg = load(args.config)
+            print(f"{args.config}: valid ({len(cfg['tasks'])} tasks, {len(cfg['solvers'])} solvers, "
+                  f"{len(cfg['tables'])} tables)")
+    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

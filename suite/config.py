@@ -1,0 +1,137 @@
+"""Loading, validating and resolving the configuration; building the spec of each job.
+
+A profile file may say ``extends: embedded.yaml`` and override keys of that file (dicts are
+merged recursively, other values replaced). ``check`` validates against ``config/schema.yaml``
+(filling defaults) and then checks the names that the schema cannot: operators, solvers, the
+tasks and solvers each table lists, so that a typo fails at once with the valid choices.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def resolve(cfg: dict, config_dir: Path = CONFIG_DIR) -> dict:
+    """Apply ``extends`` chains."""
+    cfg = dict(cfg)
+    parent = cfg.pop("extends", None)
+    if parent is None:
+        return cfg
+    path = config_dir / parent
+    if not path.exists():
+        raise FileNotFoundError(f"config extends {parent!r}, but {path} does not exist")
+    return deep_merge(resolve(yaml.safe_load(path.read_text()), config_dir), cfg)
+
+
+def _fill_defaults(validator_cls):
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+def check(cfg: dict, schema_path: Path = CONFIG_DIR / "schema.yaml") -> dict:
+    """Validate (filling defaults) and cross-check names; return the config."""
+    from physics import OPERATORS
+    from suite.registry import SOLVERS
+
+    schema = yaml.safe_load(schema_path.read_text())
+    validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "/".join(map(str, e.absolute_path)) or "(top level)"
+        raise ValueError(f"invalid config at {where}: {e.message}")
+    for name, task in cfg["tasks"].items():
+        if task["operator"]["name"] not in OPERATORS:
+            raise ValueError(f"task {name!r}: unknown operator {task['operator']['name']!r}; "
+                             f"valid operators: {', '.join(sorted(OPERATORS))}")
+    for name in cfg["solvers"]:
+        if name not in SOLVERS:
+            raise ValueError(f"unknown solver {name!r} in the config; valid solvers: {', '.join(sorted(SOLVERS))}")
+    for tname, table in cfg["tables"].items():
+        for t in table["tasks"]:
+            if t not in cfg["tasks"]:
+                raise ValueError(f"table {tname!r} lists unknown task {t!r}; valid tasks: {', '.join(cfg['tasks'])}")
+        for s in table["solvers"]:
+            if s not in cfg["solvers"]:
+                raise ValueError(f"table {tname!r} lists unknown solver {s!r}; "
+                                 f"configured solvers: {', '.join(cfg['solvers'])}")
+    return cfg
+
+
+def load(path: str | Path) -> dict:
+    path = Path(path)
+    return check(resolve(yaml.safe_load(path.read_text()), path.parent))
+
+
+def require(cfg: dict, kind: str, name: str) -> dict:
+    """The config entry of a task or solver, or an error listing the valid names."""
+    entries = cfg[kind]
+    if name not in entries:
+        raise ValueError(f"unknown {kind[:-1]} {name!r}; valid {kind}: {', '.join(sorted(entries))}")
+    return entries[name]
+
+
+def checkpoint(name: str, path: Path = CONFIG_DIR / "checkpoints.yaml") -> dict:
+    entries = yaml.safe_load(path.read_text())
+    if name not in entries:
+        raise ValueError(f"unknown checkpoint {name!r}; valid: {', '.join(sorted(entries))}")
+    return entries[name]
+
+
+# ---- job specs: what each stage needs, and what the run record stores as its config ----
+
+COMPUTE_KEYS = ("family", "image_size", "sigma_y", "operator")  # what changes numbers (not titles)
+
+
+def degrade_spec(cfg: dict, task: str) -> dict:
+    t = require(cfg, "tasks", task)
+    return {"profile": cfg["profile"], "task": task, "task_spec": {k: t[k] for k in COMPUTE_KEYS if k in t},
+            "n_images": cfg["n_images"], "data": cfg["data"]}
+
+
+def solve_spec(cfg: dict, task: str, solver: str) -> dict:
+    s = require(cfg, "solvers", solver)
+    hyper = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}
+    return {**degrade_spec(cfg, task), "solver": solver, "hyper": hyper, "device": cfg["device"]}
+
+
+def score_spec(cfg: dict, task: str, solver: str) -> dict:
+    features = dict(cfg["features"])
+    if "checkpoint" in features:
+        ck = checkpoint(features["checkpoint"])
+        features.update(path=str(ROOT / ck["path"]), sha256=ck["sha256"])
+        if "feature_rms" in ck:
+            features["feature_rms"] = ck["feature_rms"]
+    return {**solve_spec(cfg, task, solver), "features": features}
+
+
+def table_spec(cfg: dict, name: str) -> dict:
+    table = require(cfg, "tables", name)
+    return {
+        "name": name, "title": table["title"], "profile": cfg["profile"],
+        "feature_note": cfg.get("feature_note", ""), "notes": table.get("notes", ""),
+        "tasks": [{"key": t, **require(cfg, "tasks", t)} for t in table["tasks"]],
+        "solvers": [{"key": s, "label": cfg["solvers"][s]["label"],
+                     "paper_name": cfg["solvers"][s].get("paper_name")} for s in table["solvers"]],
+    }

@@ -1,0 +1,15 @@
+"""The registry of solvers: name -> module with ``solve(y, op, prior, *, generator, **hyper)``."""
+from __future__ import annotations
+
+import importlib
+
+SOLVERS = {
+    "pinv": "baselines.pinv",
+    "admm_tv": "baselines.admm_tv",
+}
+
+
+def solver_module(name: str):
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; valid solvers: {', '.join(sorted(SOLVERS))}")
+    return importlib.import_module(SOLVERS[name])
