@@ -1,12 +1,12 @@
 # Benchmark and paper-replication suite for Bayesian imaging with deep generative priors.
-# Default profile: config/embedded.yaml. Others: --configfile config/smoke.yaml (CI) or config/paper.yaml.
+# Default profile: config/embedded.yaml. Others: --config profile=smoke (CI) or profile=paper, or
+# --configfile FILE for a config of your own (it may say `extends: embedded.yaml`).
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 if not config:
-
-    configfile: "config/embedded.yaml"
+    config["profile"] = "embedded"
 
 
 include: "rules/common.smk"

@@ -6,7 +6,7 @@ sys.path.insert(0, workflow.basedir)
 
 from suite import config as suite_config
 
-_resolved = suite_config.check(suite_config.resolve(dict(config)))
+_resolved = suite_config.select(dict(config))
 config.clear()
 config.update(_resolved)
 
@@ -32,7 +32,7 @@ def spec(builder, *names):
 def feature_weights(wildcards=None):
     """The weights file of the metric feature network (an input of scoring), if it has one."""
     name = config["features"].get("checkpoint")
-    return [suite_config.checkpoint(name)["path"]] if name else []
+    return [str(suite_config.ROOT / suite_config.checkpoint(name)["path"])] if name else []
 
 
 def table_records(wildcards):
@@ -43,3 +43,19 @@ def table_records(wildcards):
         task=table["tasks"],
         solver=table["solvers"],
     )
+
+
+def unknown(**names):
+    """Input function of the catch-all rules: an unknown name fails while the DAG is built,
+    with the valid names (a typo in a target never reaches a job)."""
+
+    def fail(wildcards):
+        if wildcards.get("profile_name", PROFILE) != PROFILE:
+            raise ValueError(f"the target is for profile {wildcards.profile_name!r}, but this run's profile is "
+                             f"{PROFILE!r} (choose one with --config profile=NAME; valid: "
+                             f"{', '.join(suite_config.profiles())})")
+        for kind, wildcard in names.items():
+            suite_config.require(config, kind, wildcards[wildcard])
+        return []
+
+    return fail

@@ -1,15 +1,45 @@
-# Measurements: y = A(x) + sigma_y n for the test images of a task, seeded per image.
+# Test data and measurements: y = A(x) + sigma_y n for the test images of a task, seeded per image.
+from datasets.fetch import local_name
+
+LOCK = f"{workflow.basedir}/config/checksums.lock"
+
+
+def dataset_file(wildcards):
+    """The verified dataset file a task reads (paper profile); none for the embedded digits."""
+    if config["data"]["kind"] != "paper_datasets":
+        return []
+    recipe = suite_config.dataset_recipe(config, wildcards.task)
+    return f"resources/datasets/{recipe['key']}/{local_name(recipe['source'])}"
+
+
+rule fetch_dataset:
+    output:
+        "resources/datasets/{key}/{filename}",
+    log:
+        "logs/fetch/{key}/{filename}.log",
+    params:
+        resource=lambda wc: json.dumps({**config["datasets"][wc.key]["source"],
+                                        "sha256": config["datasets"][wc.key].get("sha256")}),
+    resources:
+        runtime=240,
+        mem_mb=2000,
+    shell:
+        "{PY} -m suite fetch --key {wildcards.key} --resource {params.resource:q} "
+        "--dest resources/datasets --lock {LOCK} 2> {log}"
 
 
 rule degrade:
+    input:
+        dataset_file,
     output:
         "results/degraded/{profile}/{task}.safetensors",
     log:
         "logs/degrade/{profile}/{task}.log",
     params:
         spec=lambda wc: spec(suite_config.degrade_spec, wc.task),
+        dataset=lambda wc, input: f"--dataset-file {input[0]}" if input else "",
     resources:
         runtime=10,
         mem_mb=4000,
     shell:
-        "{PY} -m suite degrade --spec {params.spec:q} --out {output} 2> {log}"
+        "{PY} -m suite degrade --spec {params.spec:q} --out {output} {params.dataset} 2> {log}"

@@ -19,3 +19,15 @@ rule score:
     shell:
         "{PY} -m suite score --spec {params.spec:q} --degraded {input.degraded} "
         "--samples {input.samples} --meta {input.meta} --out {output} 2> {log}"
+
+
+rule unknown_record:
+    input:
+        unknown(tasks="task_name", solvers="solver_name"),
+    output:
+        "results/score/{profile_name}/{task_name}/{solver_name}/record.json",
+    shell:
+        "exit 1"
+
+
+ruleorder: score > unknown_record

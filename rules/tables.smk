@@ -4,7 +4,7 @@
 rule table:
     input:
         records=table_records,
-        paper="report/paper_numbers.csv",
+        paper=f"{workflow.basedir}/report/paper_numbers.csv",
     output:
         "results/table_{table}.md",
     log:
@@ -17,3 +17,15 @@ rule table:
     shell:
         "{PY} -m suite table --spec {params.spec:q} --paper-numbers {input.paper} "
         "--out {output} {input.records} 2> {log}"
+
+
+rule unknown_table:
+    input:
+        unknown(tables="name"),
+    output:
+        "results/table_{name}.md",
+    shell:
+        "exit 1"
+
+
+ruleorder: table > unknown_table

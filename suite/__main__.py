@@ -13,9 +13,15 @@ import sys
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m suite", description=__doc__)
     sub = ap.add_subparsers(dest="stage", required=True)
+    p = sub.add_parser("fetch", help="download (or find) and verify a dataset or checkpoint file")
+    p.add_argument("--key", required=True)
+    p.add_argument("--resource", required=True, help="JSON: url / hub + file / manual, optional sha256")
+    p.add_argument("--dest", required=True, help="folder; the file lands in DEST/KEY/")
+    p.add_argument("--lock", required=True, help="lock file of recorded sha256s")
     p = sub.add_parser("degrade", help="draw the measurements of a task")
     p.add_argument("--spec", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--dataset-file", help="verified dataset file (paper profile)")
     p = sub.add_parser("solve", help="run a solver on a task's measurements")
     p.add_argument("--spec", required=True)
     p.add_argument("--degraded", required=True)
@@ -40,8 +46,11 @@ def main(argv=None) -> int:
     from . import stages  # heavy imports only once the arguments are known
     spec = json.loads(args.spec) if hasattr(args, "spec") else None
     try:
-        if args.stage == "degrade":
-            stages.degrade(spec, args.out)
+        if args.stage == "fetch":
+            from datasets.fetch import Lock, fetch
+            print(fetch(args.key, json.loads(args.resource), args.dest, Lock(args.lock)))
+        elif args.stage == "degrade":
+            stages.degrade(spec, args.out, args.dataset_file)
         elif args.stage == "solve":
             stages.solve(spec, args.degraded, args.samples, args.meta)
         elif args.stage == "score":
@@ -53,7 +62,7 @@ def main(argv=None) -> int:
             cfg = load(args.config)
             print(f"{args.config}: valid ({len(cfg['tasks'])} tasks, {len(cfg['solvers'])} solvers, "
                   f"{len(cfg['tables'])} tables)")
-    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
+    except (ValueError, OSError, FloatingPointError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -79,6 +79,21 @@ def check(cfg: dict, schema_path: Path = CONFIG_DIR / "schema.yaml") -> dict:
     return cfg
 
 
+def profiles(config_dir: Path = CONFIG_DIR) -> list[str]:
+    return sorted(p.stem for p in config_dir.glob("*.yaml") if p.stem not in ("schema", "checkpoints"))
+
+
+def select(cfg: dict, config_dir: Path = CONFIG_DIR) -> dict:
+    """The full config of a Snakemake run: ``--configfile X`` as given, or ``--config profile=NAME``
+    alone standing for config/NAME.yaml; then resolved and checked."""
+    if set(cfg) == {"profile"}:
+        name = cfg["profile"]
+        if name not in profiles(config_dir):
+            raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(profiles(config_dir))}")
+        cfg = yaml.safe_load((config_dir / f"{name}.yaml").read_text())
+    return check(resolve(cfg, config_dir))
+
+
 def load(path: str | Path) -> dict:
     path = Path(path)
     return check(resolve(yaml.safe_load(path.read_text()), path.parent))
@@ -106,8 +121,18 @@ COMPUTE_KEYS = ("family", "image_size", "sigma_y", "operator")  # what changes n
 
 def degrade_spec(cfg: dict, task: str) -> dict:
     t = require(cfg, "tasks", task)
-    return {"profile": cfg["profile"], "task": task, "task_spec": {k: t[k] for k in COMPUTE_KEYS if k in t},
-            "n_images": cfg["n_images"], "data": cfg["data"]}
+    out = {"profile": cfg["profile"], "task": task, "task_spec": {k: t[k] for k in COMPUTE_KEYS if k in t},
+           "n_images": cfg["n_images"], "data": cfg["data"]}
+    if cfg["data"]["kind"] == "paper_datasets":
+        out["dataset"] = dataset_recipe(cfg, task)
+    return out
+
+
+def dataset_recipe(cfg: dict, task: str) -> dict:
+    t = require(cfg, "tasks", task)
+    if "dataset" not in t:
+        raise ValueError(f"task {task!r} of profile {cfg['profile']!r} names no dataset")
+    return {"key": t["dataset"], **require(cfg, "datasets", t["dataset"])}
 
 
 def solve_spec(cfg: dict, task: str, solver: str) -> dict:

@@ -24,19 +24,21 @@ from .seeding import generators, seed_for
 log = logging.getLogger("suite")
 
 
-def _load_truth(spec: dict) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    data = spec["data"]
-    if data["kind"] != "embedded_digits":
-        raise NotImplementedError(f"data kind {data['kind']!r} needs the paper profile's loaders")
-    task = spec["task_spec"]
-    x, labels = digits("test", task["image_size"], spec["n_images"])
-    return x, labels, np.arange(len(x))
+def _load_truth(spec: dict, dataset_file: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    if spec["data"]["kind"] == "embedded_digits":
+        return digits("test", spec["task_spec"]["image_size"], spec["n_images"])
+    from datasets.paper import load_images
+    if dataset_file is None:
+        raise FileNotFoundError(f"task {spec['task']!r} reads a paper dataset: pass its verified file")
+    x = load_images(spec["dataset"], dataset_file, spec["n_images"])
+    return x, torch.full((len(x),), -1)
 
 
-def degrade(spec: dict, out: str) -> None:
+def degrade(spec: dict, out: str, dataset_file: str | None = None) -> None:
     """Draw y = A(x) + sigma_y n for the first ``n_images`` test images of a task (seeded per image)."""
     task, name = spec["task_spec"], spec["task"]
-    x, labels, index = _load_truth(spec)
+    x, labels = _load_truth(spec, dataset_file)
+    index = np.arange(len(x))
     op = physics.build_operator(task["operator"], x.shape[1:], task["sigma_y"])
     y = op.measure(x.double(), generators(spec["profile"], name, "measure", index)).float()
     log.info("degraded %d images for %s: x %s -> y %s", len(x), name, tuple(x.shape), tuple(y.shape))
@@ -103,7 +105,6 @@ def score(spec: dict, degraded: str, samples: str, meta: str, out_record: str) -
 
 def table(spec: dict, records: list[str], paper_numbers: str, out: str) -> None:
     """Render ``results/table_<name>.md`` from run records."""
-    from report.records import validate_record
     from report.tables import load_paper_numbers, render_table
     recs = [validate_record(io.read_json(r)) for r in records]
     io.write_text(out, render_table(spec, recs, load_paper_numbers(paper_numbers)))

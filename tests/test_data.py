@@ -1,0 +1,126 @@
+"""The embedded digits, the download-and-verify code (against a local stand-in) and the paper loaders."""
+import gzip
+import hashlib
+import http.server
+import io
+import threading
+import zipfile
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import datasets.embedded as embedded
+from datasets import caption, digits, split_indices
+from datasets.fetch import Lock, fetch, resource_url
+from datasets.paper import load_images
+from priors.store import ChecksumError
+
+
+def test_split_is_fixed_stratified_and_disjoint():
+    train, test = split_indices("train"), split_indices("test")
+    assert len(train) == 4000 and len(test) == 1000 and not set(train) & set(test)
+    _, labels = embedded.load_digits()
+    assert np.bincount(labels[test]).tolist() == [100] * 10
+    # pinned: a change of the split would silently change every number of the suite
+    assert hashlib.sha256(test.tobytes()).hexdigest()[:16] == PINNED_TEST_SPLIT
+    with pytest.raises(ValueError, match="valid: 'train', 'test'"):
+        split_indices("val")
+
+
+PINNED_TEST_SPLIT = "90cfdd5bf635733e"
+
+
+def test_images_sizes_range_and_captions():
+    x32, l32 = digits("test", 32, 10)
+    x64, l64 = digits("test", 64, 10)
+    assert x32.shape == (10, 1, 32, 32) and x64.shape == (10, 1, 64, 64)
+    assert torch.equal(l32, l64) and x32.min() >= 0 and x32.max() <= 1
+    assert x32[..., :2, :].abs().sum() == 0                     # zero padding of the 28 x 28 digits
+    assert caption(7) == "a photo of a handwritten digit seven"
+    with pytest.raises(ValueError, match="valid sizes"):
+        digits("test", 48)
+
+
+def test_corrupt_bundled_digits_are_refused(monkeypatch):
+    embedded.load_digits.cache_clear()
+    monkeypatch.setattr(embedded, "MNIST_5K_SHA256", "0" * 64)
+    with pytest.raises(RuntimeError, match="checksum mismatch for .*mnist_5k.csv.gz: expected sha256 0000"):
+        embedded.load_digits()
+    embedded.load_digits.cache_clear()
+
+
+@pytest.fixture
+def remote(tmp_path):
+    """A local folder standing in for the remote, with one file."""
+    root = tmp_path / "remote"
+    root.mkdir()
+    (root / "data.bin").write_bytes(b"payload " * 100)
+    return root
+
+
+def test_fetch_records_then_verifies(remote, tmp_path):
+    lock = Lock(tmp_path / "checksums.lock")
+    res = {"url": (remote / "data.bin").as_uri()}
+    path = fetch("thing", res, tmp_path / "res", lock)
+    digest = hashlib.sha256(b"payload " * 100).hexdigest()
+    assert path.read_bytes() == b"payload " * 100
+    assert Lock(tmp_path / "checksums.lock").get("thing") == digest       # recorded on first use
+    assert fetch("thing", res, tmp_path / "res", lock) == path             # verified on later use
+    path.write_bytes(b"tampered")
+    with pytest.raises(ChecksumError, match=f"expected sha256 {digest}"):
+        fetch("thing", res, tmp_path / "res", lock)
+
+
+def test_fetch_pinned_hash_mismatch_keeps_nothing_half_written(remote, tmp_path):
+    res = {"url": (remote / "data.bin").as_uri(), "sha256": "f" * 64}
+    with pytest.raises(ChecksumError, match="data.bin"):
+        fetch("thing", res, tmp_path / "res", Lock(tmp_path / "l.lock"))
+    assert not list((tmp_path / "res" / "thing").glob("*.part"))
+
+
+def test_fetch_manual_and_unreachable(tmp_path):
+    with pytest.raises(FileNotFoundError, match="needs a login.*Place the file at"):
+        fetch("imagenet", {"filename": "val.tar", "manual": "It needs a login."}, tmp_path, Lock(tmp_path / "l"))
+    with pytest.raises(ConnectionError, match="could not download"):
+        fetch("gone", {"url": (tmp_path / "nope.bin").as_uri()}, tmp_path, Lock(tmp_path / "l"))
+
+
+def test_fetch_from_a_local_hub(remote, tmp_path):
+    """The hub's download route, served on loopback from a folder laid out like the hub."""
+    hub = tmp_path / "hub"
+    (hub / "datasets/owner/set/resolve/v1.0/sub").mkdir(parents=True)
+    (hub / "datasets/owner/set/resolve/v1.0/sub/data.bin").write_bytes(b"hub bytes")
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(hub))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        res = {"hub": "owner/set", "repo_type": "dataset", "file": "sub/data.bin", "revision": "v1.0"}
+        assert resource_url(res, endpoint) == f"{endpoint}/datasets/owner/set/resolve/v1.0/sub/data.bin"
+        path = fetch("set", res, tmp_path / "res", Lock(tmp_path / "l"), endpoint=endpoint)
+        assert path.read_bytes() == b"hub bytes"
+    finally:
+        server.shutdown()
+
+
+def test_paper_loaders_zip_and_idx(tmp_path):
+    archive = tmp_path / "afhq.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for split, k in [("val", 3), ("train", 2)]:
+            for i in range(k):
+                buf = io.BytesIO()
+                Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(buf, "PNG")
+                z.writestr(f"afhq/{split}/cat/{i}.png", buf.getvalue())
+    x = load_images({"members": ["afhq/val/cat/*.png"], "image_size": 16}, archive, 3)
+    assert x.shape == (3, 3, 16, 16) and torch.allclose(x[2], torch.full_like(x[2], 80 / 255), atol=1e-6)
+    with pytest.raises(ValueError, match="holds 3"):
+        load_images({"members": ["afhq/val/cat/*.png"], "image_size": 16}, archive, 5)
+    idx = tmp_path / "t10k.gz"
+    header = np.array([2051, 2, 28, 28], dtype=">i4").tobytes()
+    idx.write_bytes(gzip.compress(header + bytes(range(256)) * 6 + bytes(1568 - 1536)))
+    m = load_images({"format": "idx", "image_size": 32}, idx, 2)
+    assert m.shape == (2, 1, 32, 32) and m[0, 0, 2, 3] == pytest.approx(1 / 255)

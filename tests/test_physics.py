@@ -1,0 +1,159 @@
+"""Operators against dense matrices, dense least squares, deepinv and PIL."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import physics
+from physics.base import LinearOperator, Operator
+from conftest import dense
+
+S = 16  # small images: dense matrices are 256 x 256
+
+LINEAR = {
+    "gaussian_blur": ({"name": "gaussian_blur", "sigma": 1.0}, (1, S, S)),
+    "gaussian_blur_var3_5": ({"name": "gaussian_blur", "variance": 3.0, "kernel_size": 5}, (2, S, S)),
+    "uniform_blur": ({"name": "uniform_blur", "kernel_size": 5}, (1, S, S)),
+    "sr_block": ({"name": "downsampling", "factor": 4, "filter": "block"}, (1, S, S)),
+    "sr_bicubic": ({"name": "downsampling", "factor": 2, "filter": "bicubic"}, (1, S, S)),
+    "sr_mnist": ({"name": "downsampling", "factor": 4, "filter": "gaussian", "blur_variance": 3.0,
+                  "blur_size": 3, "padding": "circular"}, (1, S, S)),
+    "inpainting": ({"name": "inpainting", "keep": 0.3, "mask_seed": 3}, (1, S, S)),
+    "video": ({"name": "video_downsampling", "t": 2, "s": 2}, (4, 1, 8, 8)),
+    "video_bicubic": ({"name": "video_downsampling", "t": 2, "s": 2, "spatial_filter": "bicubic"}, (4, 1, 8, 8)),
+}
+
+
+def make(name, sigma_y=0.01):
+    spec, shape = LINEAR[name]
+    return physics.build_operator(spec, shape, sigma_y), shape
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_adjoint_is_dense_transpose(name):
+    op, shape = make(name)
+    A = dense(op.A, shape)
+    y_shape = op.A(torch.zeros(1, *shape, dtype=torch.float64)).shape[1:]
+    At = dense(op.A_adjoint, y_shape)
+    np.testing.assert_allclose(At, A.T, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_prox_matches_dense_least_squares(name, rng):
+    op, shape = make(name)
+    A = dense(op.A, shape)
+    u = torch.rand(1, *shape, generator=rng, dtype=torch.float64)
+    y = op.measure(u, rng)
+    gamma = 7.5
+    ref = np.linalg.solve(gamma * A.T @ A + np.eye(A.shape[1]), gamma * A.T @ y.reshape(-1).numpy() + u.reshape(-1).numpy())
+    np.testing.assert_allclose(op.prox(u, y, gamma).reshape(-1).numpy(), ref, atol=1e-9)
+    # the conjugate-gradient fallback every linear operator inherits agrees with the closed form
+    np.testing.assert_allclose(LinearOperator.prox(op, u, y, gamma).reshape(-1).numpy(), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", LINEAR)
+def test_svd_reconstructs_dense_matrix(name):
+    op, shape = make(name)
+    A = dense(op.A, shape)
+    V = dense(op.V, shape)                       # columns: right singular vectors
+    s = torch.broadcast_to(op.singulars, shape).reshape(-1).numpy()
+    y_shape = op.A(torch.zeros(1, *shape, dtype=torch.float64)).shape[1:]
+    Ut_lifted = dense(op.U_adjoint, y_shape)     # (n, m): U^T lifted to the spectral shape of x
+    np.testing.assert_allclose(V.T @ V, np.eye(V.shape[0]), atol=1e-10)
+    np.testing.assert_allclose(Ut_lifted.T @ np.diag(s) @ V.T, A, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["sr_block", "sr_bicubic", "inpainting", "video", "uniform_blur"])
+def test_pseudo_inverse_matches_numpy(name, rng):
+    op, shape = make(name)
+    A = dense(op.A, shape)
+    x = torch.rand(1, *shape, generator=rng, dtype=torch.float64)
+    y = op.measure(x, rng)
+    ref = np.linalg.pinv(A, rcond=1e-10) @ y.reshape(-1).numpy()
+    np.testing.assert_allclose(op.A_dagger(y, rcond=1e-10).reshape(-1).numpy(), ref, atol=1e-8)
+
+
+def test_agrees_with_deepinv():
+    dinv = pytest.importorskip("deepinv")
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    ours = physics.build_operator({"name": "gaussian_blur", "sigma": 1.5}, (1, 32, 32), 0.0)
+    theirs = dinv.physics.BlurFFT(img_size=(1, 32, 32), filter=dinv.physics.functional.gaussian_blur(sigma=(1.5, 1.5)))
+    assert torch.allclose(ours.A(x), theirs.A(x), atol=1e-5)
+    y = ours.A(x)
+    assert torch.allclose(ours.prox(x, y, 3.0), theirs.prox_l2(x, y, 3.0), atol=1e-4)
+    ours = physics.build_operator({"name": "downsampling", "factor": 4, "filter": "bicubic"}, (1, 32, 32), 0.0)
+    theirs = dinv.physics.Downsampling(img_size=(1, 32, 32), filter="bicubic", factor=4, padding="reflect")
+    assert torch.allclose(ours.A(x), theirs.A(x), atol=1e-5)
+    assert torch.allclose(ours.A_adjoint(ours.A(x)), theirs.A_adjoint(theirs.A(x)), atol=1e-5)
+    ours = physics.build_operator({"name": "inpainting", "keep": 0.3}, (1, 32, 32), 0.0)
+    theirs = dinv.physics.Inpainting(img_size=(1, 32, 32), mask=ours.mask.float())
+    assert torch.allclose(ours.A(x), theirs.A(x))
+    assert torch.allclose(ours.prox(x, ours.A(x), 2.0).float(), theirs.prox_l2(x, theirs.A(x), 2.0), atol=1e-6)
+
+
+def test_gaussian_kernel_as_deepinv():
+    from physics.blur import gaussian_kernel_1d
+    k = gaussian_kernel_1d(5.0)
+    assert k.numel() == 35 and abs(k.sum().item() - 1) < 1e-12       # 35 x 35 for sigma 5, as the reference
+    assert gaussian_kernel_1d(3.0).numel() == 23 and gaussian_kernel_1d(10.0).numel() == 69
+
+
+def _pil_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
+    arr = (x.clamp(0, 1) * 255).round().byte()
+    mode = "L" if arr.shape[0] == 1 else "RGB"
+    im = Image.fromarray(arr[0].numpy() if mode == "L" else arr.permute(1, 2, 0).numpy(), mode)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=quality, subsampling=2 if mode == "RGB" else 0)
+    out = torch.from_numpy(np.asarray(Image.open(buf)).copy()).float() / 255
+    return out.unsqueeze(0) if mode == "L" else out.permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_jpeg_matches_libjpeg(channels):
+    from datasets import digits
+    import torch.nn.functional as F
+    x, _ = digits("test", 32, 4)
+    if channels == 3:
+        x = torch.cat([x, F.interpolate(x, scale_factor=1).flip(-1), x.flip(-2)], 1)
+    op = physics.build_operator({"name": "jpeg", "quality": 10}, x.shape[1:], 0.0)
+    ours = op.A(x)
+    ref = torch.stack([_pil_jpeg(xi, 10) for xi in x])
+    mse = (ours - ref).pow(2).mean().item()
+    assert 10 * np.log10(1 / mse) > 30          # libjpeg's integer IDCT and upsampling differ slightly
+    err_vs_truth = (ours - x).pow(2).mean().item()
+    assert mse < 0.25 * err_vs_truth            # much closer to libjpeg than to the uncompressed image
+
+
+def test_jpeg_is_differentiable_and_prox_decreases_objective(rng):
+    op = physics.build_operator({"name": "jpeg", "quality": 10}, (1, 16, 16), 0.01)
+    x = torch.rand(2, 1, 16, 16, generator=rng, requires_grad=True)
+    op.A(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    y = op.measure(x.detach(), rng)
+    u = torch.rand(2, 1, 16, 16, generator=rng)
+    obj = lambda z: 2.0 * op.data_fidelity(z, y) + 0.5 * (z - u).pow(2).flatten(1).sum(1)
+    assert (obj(op.prox(u, y, 2.0)) < obj(u)).all()
+
+
+def test_noise_of_an_item_does_not_depend_on_its_batch():
+    op = physics.build_operator({"name": "gaussian_blur", "sigma": 1.0}, (1, S, S), 0.1)
+    x = torch.rand(3, 1, S, S, generator=torch.Generator().manual_seed(0))
+    gens = lambda idx: [torch.Generator().manual_seed(100 + i) for i in idx]
+    batch = op.measure(x, gens([0, 1, 2]))
+    alone = op.measure(x[2:], gens([2]))
+    assert torch.equal(batch[2:], alone)
+    noise = batch - op.A(x)
+    assert abs(noise.std().item() - 0.1) < 0.01
+
+
+def test_bad_operator_names_and_parameters():
+    with pytest.raises(ValueError, match="valid operators: .*gaussian_blur"):
+        physics.build_operator({"name": "motion_blurr"}, (1, S, S), 0.0)
+    with pytest.raises(ValueError, match="factor 3 must divide"):
+        physics.build_operator({"name": "downsampling", "factor": 3}, (1, S, S), 0.0)
+    with pytest.raises(ValueError, match="quality"):
+        physics.build_operator({"name": "jpeg", "quality": 0}, (1, S, S), 0.0)
+    with pytest.raises(ValueError, match="sigma_y"):
+        Operator(sigma_y=-1)

@@ -1,0 +1,117 @@
+"""The DAG end to end on the smoke profile: metrics against committed values (the CI regression
+of metrics), resuming after a kill, bad targets, the SLURM profile and a corrupt checkpoint."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = ROOT / "tests/expected/smoke_metrics.json"
+TOLERANCE = {"psnr": (0.05, 0.0), "ssim": (2e-3, 0.0), "lpips": (2e-3, 0.02), "fid": (0.05, 0.02), "kid": (2e-4, 0.02)}
+
+
+def snakemake(workdir, *args, check=True, **kw):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, **kw)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("smoke")
+    t0 = time.time()
+    out = snakemake(workdir, "--config", "profile=smoke", "--", "results/table_deblur.md", check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return workdir, time.time() - t0
+
+
+def _collect(workdir):
+    got = {}
+    for rec in sorted((workdir / "results/score/smoke").glob("*/*/record.json")):
+        r = json.loads(rec.read_text())
+        got[f"{r['task']}/{r['solver']}"] = {**r["metrics"], "nfe_per_image": r["nfe"]["per_image"],
+                                             "n_images": r["n_images"]}
+    return got
+
+
+def test_smoke_metrics_match_committed_values(smoke_run):
+    workdir, _ = smoke_run
+    got = _collect(workdir)
+    assert len(got) == 6
+    if os.environ.get("UPDATE_EXPECTED"):
+        EXPECTED.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(EXPECTED.read_text())
+    assert sorted(got) == sorted(expected), "the set of smoke runs changed"
+    moved = []
+    for key, exp in expected.items():
+        assert got[key]["nfe_per_image"] == exp["nfe_per_image"] and got[key]["n_images"] == exp["n_images"]
+        for metric, (abs_tol, rel_tol) in TOLERANCE.items():
+            if abs(got[key][metric] - exp[metric]) > abs_tol + rel_tol * abs(exp[metric]):
+                moved.append(f"{key} {metric}: expected {exp[metric]:.5g}, got {got[key][metric]:.5g}")
+    assert not moved, "metrics moved:\n" + "\n".join(moved)
+
+
+def test_smoke_table_and_nothing_left_to_do(smoke_run):
+    workdir, _ = smoke_run
+    table = (workdir / "results/table_deblur.md").read_text()
+    assert "Profile `smoke`" in table and "| ADMM-TV | 0 |" in table and "(26.25)" in table
+    dry = snakemake(workdir, "-n", "--config", "profile=smoke", "--", "results/table_deblur.md")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_killed_run_resumes_without_redoing_finished_jobs(tmp_path):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "1", "--config", "profile=smoke", "--", "results/table_sr4.md"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    records = tmp_path / "results/score/smoke"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(records.glob("*/*/record.json"))) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert not (tmp_path / "results/table_sr4.md").exists()
+    finished = list(records.glob("*/*/record.json"))       # what survived the kill is complete
+    assert finished, "no job finished before the kill"
+    stamp = {p: p.stat().st_mtime_ns for p in finished}
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "results/table_sr4.md").exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in stamp.items()), "a finished job was redone"
+    assert len(list(records.glob("*/*/record.json"))) == 4
+
+
+def test_bad_targets_list_the_valid_names(tmp_path):
+    out = snakemake(tmp_path, "-n", "results/table_deblr.md", check=False)
+    assert out.returncode != 0 and "unknown table 'deblr'; valid tables: deblur" in out.stdout + out.stderr
+    out = snakemake(tmp_path, "-n", "results/score/embedded/sr16/dps/record.json", check=False)
+    assert "unknown solver 'dps'; valid solvers: admm_tv, pinv" in out.stdout + out.stderr
+    out = snakemake(tmp_path, "-n", "--config", "profile=paperr", check=False)
+    assert "unknown profile 'paperr'; valid profiles: embedded, paper, smoke" in out.stdout + out.stderr
+
+
+def test_slurm_profile_plans(tmp_path):
+    for extra in ([], ["--config", "profile=paper", "--"]):
+        out = snakemake(tmp_path, "-n", "--profile", str(ROOT / "profiles/slurm"), *extra, "results/table_deblur.md")
+        assert "This was a dry-run" in out.stdout + out.stderr
+
+
+def test_corrupt_checkpoint_stops_with_a_clear_error(tmp_path):
+    import suite.config as sc
+    from priors.digit_net import DigitNet
+    from priors.store import ChecksumError, load_weights
+    ck = sc.checkpoint("digit_net")
+    bad = tmp_path / "digit_net.safetensors"
+    shutil.copy(ROOT / ck["path"], bad)
+    with open(bad, "r+b") as f:
+        f.seek(-16, 2)
+        f.write(b"\0" * 16)
+    with pytest.raises(ChecksumError, match=f"digit_net.safetensors: expected sha256 {ck['sha256']}"):
+        load_weights(DigitNet(), bad, ck["sha256"])
+    with pytest.raises(FileNotFoundError, match="missing file"):
+        load_weights(DigitNet(), tmp_path / "none.safetensors", ck["sha256"])
