@@ -1,0 +1,76 @@
+"""The embedded pixel prior: an epsilon-prediction DDPM on 32 x 32 digits (mirrors ADM ImageNet-256).
+
+diffusers ``UNet2DModel`` behind the pixel-diffusion protocol: ``eps(x_t, t)`` on images in
+[-1, 1], the linear beta schedule 1e-4 .. 0.02 with T = 1000 (as ADM), and an NFE counter.
+Train: ``python -m priors.pixel_ddpm --out priors/weights/pixel_ddpm.safetensors``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from diffusers import UNet2DModel
+
+from .schedules import alpha_bar
+
+# sized to train in about 40 minutes on 2 CPU cores: 1.1 M parameters, attention at 8 x 8
+CONFIG = dict(sample_size=32, in_channels=1, out_channels=1, layers_per_block=1,
+              block_out_channels=(32, 64, 64),
+              down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+              up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+              attention_head_dim=16, norm_num_groups=8)
+
+
+def build_unet(**overrides) -> UNet2DModel:
+    return UNet2DModel(**{**CONFIG, **overrides})
+
+
+class PixelDiffusionPrior:
+    """eps(x_t, t) of an epsilon-prediction network, with its schedule and an NFE counter.
+
+    ``nfe`` counts network evaluations per image (a call on a batch of B images adds B).
+    >>> prior = PixelDiffusionPrior(build_unet(block_out_channels=(8, 8, 8), norm_num_groups=4, attention_head_dim=4))
+    >>> prior.eps(torch.zeros(2, 1, 32, 32), torch.tensor([999, 999])).shape
+    torch.Size([2, 1, 32, 32])
+    """
+
+    def __init__(self, unet: torch.nn.Module, schedule: str = "linear", T: int = 1000):
+        self.unet = unet.eval()
+        self.abar = alpha_bar(schedule, T).float()
+        self.T = T
+        self.nfe = 0
+
+    def eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
+        self.nfe += x_t.shape[0]
+        return self.unet(x_t, t).sample
+
+    def alpha_bar(self, t) -> torch.Tensor:
+        return self.abar.to(torch.as_tensor(t).device)[torch.as_tensor(t).long()]
+
+
+def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float = 0.999, seed: int = 0):
+    from datasets import digits
+    from .training import train_epsilon
+    torch.manual_seed(seed)
+    x, _ = digits("train", 32)
+    return train_epsilon(build_unet(), x * 2 - 1, alpha_bar("linear"), steps=steps, batch_size=batch_size, lr=lr,
+                         ema_decay=ema_decay, seed=seed, desc="pixel DDPM")
+
+
+def main(argv=None):
+    from .store import save_weights
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=7000)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    ema, card = train(args.steps, args.batch_size, seed=args.seed)
+    save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(CONFIG)})
+    print(json.dumps(card, indent=1))
+
+
+if __name__ == "__main__":
+    main()

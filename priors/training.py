@@ -1,0 +1,50 @@
+"""The epsilon-prediction training loop shared by the embedded diffusion priors (written once).
+
+    t ~ U{0..T-1},  eps ~ N(0, I),  x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps,
+    loss = |eps_theta(x_t, t, c) - eps|^2,  with an EMA of the weights (the shipped model).
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+
+def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor, *, steps: int, batch_size: int,
+                  lr: float, ema_decay: float, seed: int, desc: str,
+                  condition: Callable[[torch.Tensor, torch.Generator], dict] | None = None,
+                  warmup: int = 500) -> tuple[torch.nn.Module, dict]:
+    """Train ``unet`` on ``data`` (N, C, H, W); ``condition(idx, g)`` gives extra network kwargs."""
+    g = torch.Generator().manual_seed(seed)
+    ema = copy.deepcopy(unet).eval().requires_grad_(False)
+    abar = abar.float()
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    t0, losses = time.time(), []
+    for step in (bar := tqdm(range(steps), desc=desc)):
+        idx = torch.randint(len(data), (batch_size,), generator=g)
+        kwargs = condition(idx, g) if condition else {}
+        x0 = data[idx]
+        t = torch.randint(0, len(abar), (batch_size,), generator=g)
+        eps = torch.randn(x0.shape, generator=g)
+        a = abar[t].view(-1, *([1] * (x0.ndim - 1)))
+        loss = F.mse_loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, **kwargs).sample, eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), unet.parameters()):
+                pe.lerp_(p, 1 - ema_decay)
+        losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-200:]) / len(losses[-200:]):.4f}")
+    card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
+            "wall_time_s": round(time.time() - t0, 1), "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:]),
+            "parameters": sum(p.numel() for p in unet.parameters())}
+    return ema, card

@@ -1,0 +1,61 @@
+"""Shared diffusion steps against diffusers' schedulers and closed forms; the shipped networks."""
+import pytest
+import torch
+
+from priors.diffusion import add_noise, ddim_step, eps_from_x0, tweedie
+from priors.schedules import alpha_bar, betas
+
+
+@pytest.mark.parametrize("kind,beta_schedule", [("linear", "linear"), ("scaled_linear", "scaled_linear")])
+def test_schedules_match_diffusers(kind, beta_schedule):
+    from diffusers import DDPMScheduler
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule=beta_schedule,
+                        **({"beta_start": 0.00085, "beta_end": 0.012} if kind == "scaled_linear" else {}))
+    assert torch.allclose(alpha_bar(kind).float(), ref.alphas_cumprod, rtol=1e-5)
+    with pytest.raises(ValueError, match="valid: linear, scaled_linear"):
+        betas("cosine")
+
+
+def test_tweedie_inverts_noising():
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(3, 1, 4, 4, generator=g), torch.randn(3, 1, 4, 4, generator=g)
+    a = alpha_bar()[torch.tensor([10, 500, 990])]
+    x_t = add_noise(x0, eps, a)
+    assert torch.allclose(tweedie(x_t, eps, a).float(), x0, atol=1e-4)
+    assert torch.allclose(eps_from_x0(x_t, x0, a).float(), eps, atol=1e-4)
+
+
+def test_ddim_step_matches_diffusers_and_ddpm_posterior():
+    from diffusers import DDIMScheduler
+    g = torch.Generator().manual_seed(1)
+    ab = alpha_bar()
+    t, t_next = 600, 400
+    x_t, eps_hat = torch.randn(2, 1, 4, 4, generator=g), torch.randn(2, 1, 4, 4, generator=g)
+    ours = ddim_step(tweedie(x_t, eps_hat, ab[t]), eps_hat, ab[t], ab[t_next], eta=0.0)
+    sched = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=False,
+                          set_alpha_to_one=False)
+    sched.set_timesteps(5)                            # timesteps 800, 600, 400, 200, 0
+    ref = sched.step(eps_hat, t, x_t, eta=0.0).prev_sample
+    assert torch.allclose(ours.float(), ref, atol=1e-5)
+    # eta = 1 between consecutive steps: the injected variance is the DDPM posterior variance
+    s = 1.0 * ((1 - ab[t - 1]) / (1 - ab[t])).sqrt() * (1 - ab[t] / ab[t - 1]).sqrt()
+    beta_tilde = (1 - ab[t - 1]) / (1 - ab[t]) * betas()[t]
+    assert torch.allclose(s**2, beta_tilde)
+    with pytest.raises(ValueError, match="needs noise"):
+        ddim_step(x_t, eps_hat, ab[t], ab[t_next], eta=0.5)
+
+
+def test_w2_embedding_inputs_and_shipped_weights():
+    import suite.config as sc
+    from datasets import digits
+    from priors.store import load_weights
+    from priors.w2_embedding import VAEfc
+    assert VAEfc.prepare(torch.rand(2, 1, 32, 32)).shape == (2, 784)
+    y = torch.rand(2, 1, 8, 8)
+    padded = VAEfc.prepare(y).view(2, 28, 28)
+    assert padded[:, :10].abs().sum() == 0 and padded[:, 10:18, 10:18].abs().sum() > 0
+    ck = sc.checkpoint("w2_embedding")
+    model = load_weights(VAEfc(), sc.ROOT / ck["path"], ck["sha256"])
+    x, _ = digits("test", 32, 50)
+    z = model.embed(x)
+    assert z.shape == (50, 12) and torch.isfinite(z).all()
