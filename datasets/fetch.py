@@ -77,9 +77,11 @@ def _download(url: str, dest: Path) -> None:
             os.remove(tmp)
 
 
-def fetch(key: str, res: dict, dest_dir: str | os.PathLike, lock: Lock, endpoint: str | None = None) -> Path:
-    """Return the verified local path of resource ``key``, downloading it first if it is absent."""
-    dest = Path(dest_dir) / key / local_name(res)
+def fetch(key: str, res: dict, dest_dir: str | os.PathLike, lock: Lock, endpoint: str | None = None,
+          path: str | None = None) -> Path:
+    """Return the verified local path of resource ``key`` (``dest_dir/key/<file name>``, or
+    ``dest_dir/path`` when given), downloading it first if it is absent."""
+    dest = Path(dest_dir) / (path if path is not None else Path(key) / local_name(res))
     expected = res.get("sha256") or lock.get(key)
     if res.get("sha256") and lock.get(key) and res["sha256"] != lock.get(key):
         raise ChecksumError(f"{key}: the pinned sha256 {res['sha256']} differs from the lock file's {lock.get(key)}")

@@ -26,6 +26,23 @@ def build_autoencoder(**overrides) -> AutoencoderKL:
     return AutoencoderKL(**{**CONFIG, **overrides})
 
 
+def load_autoencoder(name: str = "autoencoder") -> tuple[AutoencoderKL, float]:
+    """The shipped autoencoder (sha256-checked) and its latent scaling factor."""
+    from suite.config import ROOT, checkpoint
+    from .store import load_weights
+    ck = checkpoint(name)
+    return load_weights(build_autoencoder(), ROOT / ck["path"], ck["sha256"]), float(ck["scaling_factor"])
+
+
+@torch.no_grad()
+def encode_training_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """Scaled latents (4000, 4, 8, 8) of the 64 x 64 training digits, and their labels."""
+    from datasets import digits
+    vae, scaling = load_autoencoder()
+    x, labels = digits("train", 64)
+    return torch.cat([vae.encode(xb * 2 - 1).latent_dist.mean for xb in x.split(250)]) * scaling, labels
+
+
 def train(steps: int = 4000, batch_size: int = 32, lr: float = 1e-3, kl_weight: float = 1e-6,
           perceptual_weight: float = 0.1, seed: int = 0):
     """L1 + MSE reconstruction, SD's tiny KL weight, and the digit network's feature distance."""

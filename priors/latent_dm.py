@@ -29,6 +29,19 @@ def build_unet(**overrides) -> UNet2DConditionModel:
     return UNet2DConditionModel(**{**CONFIG, **overrides})
 
 
+def load_latent_dm(name: str = "latent_dm"):
+    """The shipped latent DM ('latent_dm') or its consistency distillation ('lcm') behind the latent
+    protocol, with the shipped autoencoder; every file sha256-checked."""
+    from suite.config import ROOT, checkpoint
+    from .autoencoder import load_autoencoder
+    from .latent import ConsistencyPrior, LatentDiffusionPrior
+    from .store import load_weights
+    vae, scaling = load_autoencoder()
+    ck = checkpoint(name)
+    unet = load_weights(build_unet(), ROOT / ck["path"], ck["sha256"])
+    return (ConsistencyPrior if name == "lcm" else LatentDiffusionPrior)(vae, unet, scaling)
+
+
 def train(latents: torch.Tensor, labels: torch.Tensor, steps: int = 6000, batch_size: int = 64, lr: float = 5e-4,
           p_generic: float = 0.1, p_empty: float = 0.1, ema_decay: float = 0.999, seed: int = 0):
     from datasets.embedded import caption
@@ -49,20 +62,14 @@ def train(latents: torch.Tensor, labels: torch.Tensor, steps: int = 6000, batch_
 
 
 def main(argv=None):
-    from datasets import digits
-    from suite.config import ROOT, checkpoint
-    from .autoencoder import build_autoencoder
-    from .store import load_weights, save_weights
+    from .autoencoder import encode_training_digits
+    from .store import save_weights
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    ck = checkpoint("autoencoder")
-    vae = load_weights(build_autoencoder(), ROOT / ck["path"], ck["sha256"])
-    x, labels = digits("train", 64)
-    with torch.no_grad():
-        z = torch.cat([vae.encode(xb * 2 - 1).latent_dist.mean for xb in x.split(250)]) * ck["scaling_factor"]
+    z, labels = encode_training_digits()
     unet, card = train(z, labels, args.steps, seed=args.seed)
     save_weights(unet, args.out, metadata={"card": json.dumps(card), "config": json.dumps(CONFIG)})
     print(json.dumps(card, indent=1))

@@ -50,6 +50,14 @@ class PixelDiffusionPrior:
         return self.abar.to(torch.as_tensor(t).device)[torch.as_tensor(t).long()]
 
 
+def load_pixel_prior(name: str = "pixel_ddpm") -> PixelDiffusionPrior:
+    """The shipped pixel prior, sha256-checked (config/checkpoints.yaml)."""
+    from suite.config import ROOT, checkpoint
+    from .store import load_weights
+    ck = checkpoint(name)
+    return PixelDiffusionPrior(load_weights(build_unet(), ROOT / ck["path"], ck["sha256"]))
+
+
 def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float = 0.999, seed: int = 0):
     from datasets import digits
     from .training import train_epsilon

@@ -14,6 +14,19 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, params, max_norm: float = 1.0) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    opt.step()
+
+
+@torch.no_grad()
+def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None:
+    for pt, ps in zip(target.parameters(), source.parameters()):
+        pt.lerp_(ps, 1 - decay)
+
+
 def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor, *, steps: int, batch_size: int,
                   lr: float, ema_decay: float, seed: int, desc: str,
                   condition: Callable[[torch.Tensor, torch.Generator], dict] | None = None,
@@ -33,14 +46,9 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
         eps = torch.randn(x0.shape, generator=g)
         a = abar[t].view(-1, *([1] * (x0.ndim - 1)))
         loss = F.mse_loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, **kwargs).sample, eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, unet.parameters())
         sched.step()
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - ema_decay)
+        ema_update(ema, unet, ema_decay)
         losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-200:]) / len(losses[-200:]):.4f}")

@@ -1,0 +1,146 @@
+"""Quality gates of the shipped generative priors, measured on 1,000 samples or the 1,000 test digits.
+
+``python -m priors.gates pixel_ddpm`` samples the prior, classifies the samples with the digit
+network, reports the share classified with confidence >= 0.9 and the FID against the test digits
+(digit-network features), and saves a sample grid under results/figures/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from suite.config import ROOT, checkpoint
+
+
+def digit_classifier():
+    from .digit_net import DigitNet
+    from .store import load_weights
+    ck = checkpoint("digit_net")
+    return load_weights(DigitNet(), ROOT / ck["path"], ck["sha256"])
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 10) -> None:
+    from torchvision.utils import save_image
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.clamp(0, 1), str(path), nrow=nrow, padding=1, pad_value=0.5)
+
+
+@torch.no_grad()
+def classify(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    net = digit_classifier()
+    probs = torch.cat([net(b).softmax(1) for b in images.split(250)])
+    return probs.max(1)
+
+
+@torch.no_grad()
+def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str | None = None) -> dict:
+    from datasets import digits
+    from metrics import fid
+    from metrics.features import feature_space
+    from .pixel_ddpm import load_pixel_prior
+    from .sampling import ddim_sample
+    prior = load_pixel_prior()
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.time()
+    samples = torch.cat([ddim_sample(prior.eps, prior.abar, (250, 1, 32, 32), steps, 0.0, g, clip=1.0)
+                         for _ in range(n // 250)])
+    samples = ((samples + 1) / 2).clamp(0, 1)
+    conf, _ = classify(samples)
+    ck = checkpoint("digit_net")
+    fs = feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
+                        "feature_rms": ck["feature_rms"]})
+    x, _ = digits("test", 32)
+    if figure:
+        save_grid(samples[:100], figure)
+    return {"n_samples": n, "sampler": f"DDIM, {steps} steps, eta 0, seed {seed}",
+            "confident_share": (conf >= 0.9).float().mean().item(),
+            "fid_vs_test_digits": fid(fs.features(samples), fs.features(x)),
+            "fid_test_vs_train_digits": fid(fs.features(digits("train", 32)[0][:1000]), fs.features(x)),
+            "sampling_wall_time_s": round(time.time() - t0, 1)}
+
+
+def _feature_space():
+    from metrics.features import feature_space
+    ck = checkpoint("digit_net")
+    return feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
+                          "feature_rms": ck["feature_rms"]})
+
+
+@torch.no_grad()
+def latent_dm_gate(n_per_digit: int = 100, steps: int = 50, guidance: float = 3.0, seed: int = 0,
+                   figure: str | None = None) -> dict:
+    """Samples for 'a photo of a handwritten digit k' (DDIM, 50 steps, CFG) classified as k."""
+    from datasets.embedded import caption
+    from .latent import LatentDiffusionPrior
+    from .latent_dm import load_latent_dm
+    from .sampling import ddim_sample
+    prior: LatentDiffusionPrior = load_latent_dm()
+    g = torch.Generator().manual_seed(seed)
+    c_empty = prior.embed([""])
+    hits, grid = [], []
+    for k in range(10):
+        c = prior.embed([caption(k)]).expand(n_per_digit, -1, -1)
+        u = c_empty.expand(n_per_digit, -1, -1)
+
+        def eps(z, t):
+            e_c, e_u = prior.eps(z, t, c), prior.eps(z, t, u)
+            return e_u + guidance * (e_c - e_u)
+
+        z = ddim_sample(eps, prior.abar, (n_per_digit, 4, 8, 8), steps, 0.0, g)
+        x = prior.decode(z).clamp(0, 1)
+        conf, pred = classify(x)
+        hits.append((pred == k).float())
+        grid.append(x[:10])
+    if figure:
+        save_grid(torch.cat(grid), figure)
+    return {"n_samples": 10 * n_per_digit, "sampler": f"DDIM, {steps} steps, eta 0, CFG {guidance}, seed {seed}",
+            "prompted_digit_share": torch.cat(hits).mean().item(),
+            "per_digit": [round(h.mean().item(), 3) for h in hits]}
+
+
+@torch.no_grad()
+def lcm_gate(n_per_digit: int = 100, seed: int = 0, figure: str | None = None) -> dict:
+    """4- and 8-step LCMScheduler samples for each prompted digit, classified as the prompt."""
+    from diffusers import LCMScheduler
+    from datasets.embedded import caption
+    from .latent_dm import load_latent_dm
+    prior = load_latent_dm("lcm")
+    out, grid = {}, []
+    for n_steps in (4, 8):
+        sched = LCMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+        sched.set_timesteps(n_steps)
+        g = torch.Generator().manual_seed(seed)
+        hits = []
+        for k in range(10):
+            c = prior.embed([caption(k)]).expand(n_per_digit, -1, -1)
+            z = torch.randn((n_per_digit, 4, 8, 8), generator=g)
+            for t in sched.timesteps:
+                z = sched.step(prior.eps(z, t, c), t, z, generator=g).prev_sample
+            x = prior.decode(z).clamp(0, 1)        # the last LCMScheduler step returns the denoised latent
+            _, pred = classify(x)
+            hits.append((pred == k).float())
+            if n_steps == 4:
+                grid.append(x[:10])
+        out[f"{n_steps}_step_prompted_digit_share"] = torch.cat(hits).mean().item()
+    if figure:
+        save_grid(torch.cat(grid), figure)
+    return {"n_samples_per_setting": 10 * n_per_digit, "sampler": f"LCMScheduler, seed {seed}", **out}
+
+
+GATES = {"pixel_ddpm": pixel_ddpm_gate, "latent_dm": latent_dm_gate, "lcm": lcm_gate}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("prior", choices=sorted(GATES))
+    ap.add_argument("--figure", default=None)
+    args = ap.parse_args(argv)
+    print(json.dumps(GATES[args.prior](figure=args.figure), indent=1))
+
+
+if __name__ == "__main__":
+    main()

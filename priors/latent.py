@@ -1,0 +1,68 @@
+"""Latent priors behind the protocol the latent solvers use (LATINO, LATINO-PRO, LDPS, PSLD, P2L, TReg).
+
+``LatentDiffusionPrior``: ``encode`` ([0, 1] images -> scaled latents), ``decode``, ``embed(prompts)``
+(token embeddings of the frozen text encoder) and the conditioned ``eps(z_t, t, c)``.
+``ConsistencyPrior`` adds the one-step ``x0(z_t, t, c)`` of a latent consistency model, with the
+boundary-condition scalings of diffusers' ``LCMScheduler`` (sigma_data = 0.5, timestep scaling 10):
+
+    f(z_t, t) = c_skip(t) z_t + c_out(t) z0_hat(z_t, t),   c_skip(0) = 1, c_out(0) = 0.
+
+``nfe`` counts denoiser evaluations per image; ``ae_calls`` counts encoder and decoder calls.
+"""
+from __future__ import annotations
+
+import torch
+
+from .diffusion import tweedie
+from .schedules import alpha_bar
+
+
+def boundary_scalings(t, sigma_data: float = 0.5, timestep_scaling: float = 10.0):
+    """(c_skip, c_out) of the LCM parametrisation at integer timesteps t."""
+    s = torch.as_tensor(t, dtype=torch.float64) * timestep_scaling
+    c_skip = sigma_data**2 / (s**2 + sigma_data**2)
+    c_out = s / (s**2 + sigma_data**2).sqrt()
+    return c_skip, c_out
+
+
+def consistency_output(z_t: torch.Tensor, z0_hat: torch.Tensor, t) -> torch.Tensor:
+    """f = c_skip(t) z_t + c_out(t) z0_hat, t a scalar or one timestep per item."""
+    c_skip, c_out = boundary_scalings(t)
+    shape = (-1,) + (1,) * (z_t.ndim - 1) if c_skip.ndim else ()
+    return c_skip.view(shape).to(z_t) * z_t + c_out.view(shape).to(z_t) * z0_hat
+
+
+class LatentDiffusionPrior:
+    def __init__(self, vae, unet, scaling_factor: float, text_encoder=None, schedule: str = "scaled_linear"):
+        self.vae, self.unet = vae.eval(), unet.eval()
+        self.scaling_factor = float(scaling_factor)
+        self.text = text_encoder
+        self.abar = alpha_bar(schedule).float()
+        self.nfe = 0
+        self.ae_calls = 0
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> latents (posterior mean x scaling factor)."""
+        self.ae_calls += x.shape[0]
+        return self.vae.encode(x * 2 - 1).latent_dist.mean * self.scaling_factor
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        self.ae_calls += z.shape[0]
+        return ((self.vae.decode(z / self.scaling_factor).sample + 1) / 2)
+
+    def embed(self, prompts: list[str]) -> torch.Tensor:
+        if self.text is None:
+            from .text import TextEncoder
+            self.text = TextEncoder()
+        return self.text.tokens(prompts)
+
+    def eps(self, z_t: torch.Tensor, t, c: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
+        self.nfe += z_t.shape[0]
+        return self.unet(z_t, t, encoder_hidden_states=c).sample
+
+
+class ConsistencyPrior(LatentDiffusionPrior):
+    def x0(self, z_t: torch.Tensor, t, c: torch.Tensor) -> torch.Tensor:
+        """One consistency step: the latent the LCM maps z_t to."""
+        return consistency_output(z_t, tweedie(z_t, self.eps(z_t, t, c), self.abar[int(t)]), int(t))

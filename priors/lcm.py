@@ -1,0 +1,97 @@
+"""Latent consistency distillation of the embedded latent DM (Luo et al. 2023, LCM, Algorithm 1).
+
+Teacher: the latent DM with classifier-free guidance w, stepped by DDIM over a skipping-step grid
+(k = 20: t_n in {19, 39, ..., 999}). Student f_theta (initialised from the teacher) and its EMA
+target f_theta- use the LCM boundary parametrisation (``priors.latent.consistency_output``):
+
+    z_{t_n - k} = DDIM(z_{t_n}; eps_u + w (eps_c - eps_u)),
+    loss = huber(f_theta(z_{t_n}, t_n, c), f_theta-(z_{t_n - k}, t_n - k, c)).
+
+Sampling then uses diffusers' ``LCMScheduler`` (4 or 8 steps). There is no w-embedding: the
+guidance is fixed at distillation time, as LCM-LoRA does.
+Train: ``python -m priors.lcm --out priors/weights/lcm.safetensors``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+from tqdm import tqdm
+
+from .diffusion import ddim_step, tweedie
+from .latent import consistency_output
+from .schedules import alpha_bar
+from .training import ema_update, optimizer_step
+
+
+def consistency_fn(unet, z, t, c, abar):
+    return consistency_output(z, tweedie(z, unet(z, t, encoder_hidden_states=c).sample, abar[t]), t)
+
+
+def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, lr: float = 2e-4,
+            w: float = 3.0, skip: int = 20, ema_decay: float = 0.95, huber_c: float = 1e-3, seed: int = 0):
+    from datasets.embedded import caption
+    from .latent_dm import GENERIC_PROMPT
+    from .text import TextEncoder
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    table = TextEncoder().tokens([caption(k) for k in range(10)] + [GENERIC_PROMPT, ""])
+    abar = alpha_bar("scaled_linear").float()
+    grid = torch.arange(1, 1000 // skip + 1) * skip - 1                     # 19, 39, ..., 999
+    teacher = teacher.eval().requires_grad_(False)
+    student = copy.deepcopy(teacher).train().requires_grad_(True)
+    target = copy.deepcopy(teacher).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
+    t0, losses = time.time(), []
+    for step in (bar := tqdm(range(steps), desc="LCM distillation")):
+        idx = torch.randint(len(latents), (batch_size,), generator=g)
+        z0, k = latents[idx], labels[idx].clone()
+        k[torch.rand(batch_size, generator=g) < 0.1] = 10                  # the generic prompt too
+        c, c_empty = table[k], table[torch.full_like(k, 11)]
+        t = grid[torch.randint(len(grid), (batch_size,), generator=g)]
+        t_prev = (t - skip).clamp_min(0)
+        eps = torch.randn(z0.shape, generator=g)
+        a = abar[t].view(-1, 1, 1, 1)
+        z_t = a.sqrt() * z0 + (1 - a).sqrt() * eps
+        with torch.no_grad():
+            e_c = teacher(z_t, t, encoder_hidden_states=c).sample
+            e_u = teacher(z_t, t, encoder_hidden_states=c_empty).sample
+            e_w = e_u + w * (e_c - e_u)
+            z_prev = ddim_step(tweedie(z_t, e_w, abar[t]), e_w, abar[t], abar[t_prev])
+            tgt = consistency_fn(target, z_prev, t_prev, c, abar)
+        pred = consistency_fn(student, z_t, t, c, abar)
+        loss = (((pred - tgt) ** 2).flatten(1).mean(1) + huber_c**2).sqrt().mean() - huber_c
+        optimizer_step(opt, loss, student.parameters())
+        ema_update(target, student, ema_decay)
+        losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.5f}")
+    card = {"steps": steps, "batch_size": batch_size, "lr": lr, "guidance_w": w, "skip": skip,
+            "ema_decay": ema_decay, "huber_c": huber_c, "seed": seed, "wall_time_s": round(time.time() - t0, 1),
+            "final_loss_avg100": sum(losses[-100:]) / len(losses[-100:])}
+    return target, card
+
+
+def main(argv=None):
+    from suite.config import ROOT, checkpoint
+    from .autoencoder import encode_training_digits
+    from .latent_dm import build_unet
+    from .store import load_weights, save_weights
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    ck = checkpoint("latent_dm")
+    teacher = load_weights(build_unet(), ROOT / ck["path"], ck["sha256"])
+    z, labels = encode_training_digits()
+    student, card = distill(teacher, z, labels, args.steps, seed=args.seed)
+    save_weights(student, args.out, metadata={"card": json.dumps(card)})
+    print(json.dumps(card, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""The published checkpoints of the ``paper`` profile, behind the same protocols as the embedded priors.
+
+Every entry of ``config/checkpoints.yaml`` with ``hub:`` (or ``url:``) lists the ``files`` it needs;
+``materialize`` fetches each one through ``datasets.fetch`` (sha256 pinned or recorded in
+``config/checksums.lock`` on first download, checked on every later use) into
+``resources/checkpoints/<name>/`` keeping the repository's layout, and the loaders below open that
+folder with ``local_files_only=True``: nothing is resolved by the hub client itself.
+
+* ``load_sd15(lcm_lora=False)`` -- SD 1.5 (LDPS, PSLD, P2L, TReg); with the LCM-LoRA fused, the
+  LATINO-1.5 variant (``ConsistencyPrior``).
+* ``load_sdxl_dmd2()`` -- SDXL base with the DMD2 4-step UNet and the fp16-fix VAE (LATINO,
+  LATINO-PRO), a ``ConsistencyPrior`` whose pooled text embedding and time ids stay fixed, as the
+  official LATINO-PRO code keeps ``added_cond_kwargs`` at the initial prompt.
+* ``load_clip()`` -- CLIP ViT-L/14 (TReg's adaptive negation).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from suite.config import CONFIG_DIR, ROOT, checkpoint
+from .latent import ConsistencyPrior, LatentDiffusionPrior
+
+RESOURCES = ROOT / "resources" / "checkpoints"
+LOCK = CONFIG_DIR / "checksums.lock"
+
+
+def materialize(name: str, dest: str | os.PathLike | None = None, endpoint: str | None = None,
+                lock_path: str | os.PathLike | None = None) -> Path:
+    """Fetch and verify every file of checkpoint ``name``; return the folder holding them."""
+    from datasets.fetch import Lock, fetch
+    entry = checkpoint(name)
+    if "files" not in entry:
+        raise ValueError(f"checkpoint {name!r} lists no files to fetch")
+    root = Path(dest or RESOURCES) / name
+    lock = Lock(lock_path or LOCK)
+    for file in entry["files"]:
+        res = {k: entry[k] for k in ("hub", "url", "revision", "repo_type") if k in entry}
+        res.update(file=file, sha256=(entry.get("sha256") or {}).get(file))
+        fetch(f"{name}/{file}", res, root, lock, endpoint, path=file)
+    return root
+
+
+class CLIPPromptEncoder:
+    """tokens(prompts) = last hidden states of a CLIP text encoder (SD 1.5: 77 x 768)."""
+
+    def __init__(self, tokenizer, text_encoder):
+        self.tokenizer, self.encoder = tokenizer, text_encoder.eval()
+
+    @torch.no_grad()
+    def tokens(self, prompts):
+        ids = self.tokenizer(list(prompts), padding="max_length", truncation=True,
+                             max_length=self.tokenizer.model_max_length, return_tensors="pt").input_ids
+        return self.encoder(ids.to(self.encoder.device)).last_hidden_state
+
+
+class SDXLPromptEncoder:
+    """SDXL's two CLIP encoders: penultimate hidden states concatenated (77 x 2048) and the pooled
+    projection of the second (1280), as ``StableDiffusionXLPipeline.encode_prompt``."""
+
+    def __init__(self, tok1, enc1, tok2, enc2):
+        self.parts = [(tok1, enc1.eval()), (tok2, enc2.eval())]
+
+    @torch.no_grad()
+    def encode(self, prompts):
+        hidden, pooled = [], None
+        for tok, enc in self.parts:
+            ids = tok(list(prompts), padding="max_length", truncation=True, max_length=tok.model_max_length,
+                      return_tensors="pt").input_ids
+            out = enc(ids.to(enc.device), output_hidden_states=True)
+            hidden.append(out.hidden_states[-2])
+            pooled = out[0]                     # text_embeds of CLIPTextModelWithProjection
+        return torch.cat(hidden, -1), pooled
+
+    def tokens(self, prompts):
+        return self.encode(prompts)[0]
+
+
+class SDXLConsistencyPrior(ConsistencyPrior):
+    """SDXL + DMD2 behind the latent protocol; ``set_added_conditions`` fixes the pooled embedding
+    and the size / crop time ids (LATINO-PRO keeps them at the initial prompt)."""
+
+    def __init__(self, vae, unet, text_encoder, resolution: int = 1024):
+        super().__init__(vae, unet, vae.config.scaling_factor, text_encoder)
+        self.resolution = resolution
+        self.added = None
+
+    def embed(self, prompts):
+        tokens, pooled = self.text.encode(prompts)
+        if self.added is None:
+            self.set_added_conditions(pooled)
+        return tokens
+
+    def set_added_conditions(self, pooled: torch.Tensor) -> None:
+        r = self.resolution
+        time_ids = torch.tensor([[r, r, 0, 0, r, r]], dtype=pooled.dtype, device=pooled.device)
+        self.added = {"text_embeds": pooled, "time_ids": time_ids.expand(pooled.shape[0], -1)}
+
+    def eps(self, z_t, t, c):
+        t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
+        self.nfe += z_t.shape[0]
+        added = {k: v.expand(z_t.shape[0], *v.shape[1:]) if v.shape[0] == 1 else v for k, v in self.added.items()}
+        return self.unet(z_t, t, encoder_hidden_states=c, added_cond_kwargs=added).sample
+
+
+def load_sd15(lcm_lora: bool = False, root: str | os.PathLike | None = None,
+              lora_root: str | os.PathLike | None = None, dtype=torch.float32):
+    """SD 1.5 as a ``LatentDiffusionPrior`` (or, with the LCM-LoRA fused, a ``ConsistencyPrior``)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+    root = Path(root or materialize("sd15"))
+    kw = dict(local_files_only=True, torch_dtype=dtype)
+    unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", **kw)
+    vae = AutoencoderKL.from_pretrained(root, subfolder="vae", **kw)
+    text = CLIPPromptEncoder(CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", local_files_only=True),
+                             CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw))
+    if not lcm_lora:
+        return LatentDiffusionPrior(vae, unet, vae.config.scaling_factor, text)
+    from diffusers import StableDiffusionPipeline
+    lora_root = Path(lora_root or materialize("lcm_lora_sd15"))
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text.encoder, tokenizer=text.tokenizer, unet=unet,
+                                   scheduler=None, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.load_lora_weights(str(lora_root), weight_name=checkpoint("lcm_lora_sd15")["files"][0])
+    pipe.fuse_lora()
+    return ConsistencyPrior(vae, pipe.unet, vae.config.scaling_factor, text)
+
+
+def load_sdxl_dmd2(root=None, dmd2_root=None, vae_root=None, dtype=torch.float32, resolution: int = 1024):
+    """SDXL base's text encoders and UNet architecture, DMD2's 4-step UNet weights, the fp16-fix VAE."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    root = Path(root or materialize("sdxl_base"))
+    dmd2_root = Path(dmd2_root or materialize("dmd2_sdxl_4step_unet"))
+    vae_root = Path(vae_root or materialize("sdxl_vae_fp16_fix"))
+    kw = dict(local_files_only=True, torch_dtype=dtype)
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(root, subfolder="unet",
+                                                                             local_files_only=True))
+    state = torch.load(dmd2_root / checkpoint("dmd2_sdxl_4step_unet")["files"][0], map_location="cpu",
+                       weights_only=True)
+    unet.load_state_dict(state)
+    unet = unet.to(dtype)
+    vae = AutoencoderKL.from_pretrained(vae_root, **kw)
+    text = SDXLPromptEncoder(
+        CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", local_files_only=True),
+        CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw),
+        CLIPTokenizer.from_pretrained(root, subfolder="tokenizer_2", local_files_only=True),
+        CLIPTextModelWithProjection.from_pretrained(root, subfolder="text_encoder_2", **kw))
+    return SDXLConsistencyPrior(vae, unet, text, resolution)
+
+
+def load_clip(root=None, dtype=torch.float32):
+    """CLIP ViT-L/14 (model, processor) for TReg's adaptive negation."""
+    from transformers import CLIPModel, CLIPProcessor
+    root = Path(root or materialize("clip_vit_l14"))
+    return (CLIPModel.from_pretrained(root, local_files_only=True, torch_dtype=dtype).eval(),
+            CLIPProcessor.from_pretrained(root, local_files_only=True))

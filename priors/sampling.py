@@ -1,0 +1,35 @@
+"""Unconditional / prompted sampling from an epsilon-prediction prior with DDIM (Song et al. 2021).
+
+    for t -> t' on a uniform grid of ``steps`` timesteps:
+        eps_hat = eps(x_t, t); x0_hat = tweedie(x_t, eps_hat); x_t' = ddim_step(x0_hat, eps_hat, eta)
+"""
+from __future__ import annotations
+
+import torch
+
+from .diffusion import ddim_step, tweedie
+
+
+def timesteps(steps: int, T: int = 1000) -> list[int]:
+    """Uniform grid T-1, ..., 0 with ``steps`` entries (diffusers' 'leading' spacing, shifted to end at 0)."""
+    if not 1 <= steps <= T:
+        raise ValueError(f"steps must be in 1..{T}, got {steps}")
+    return [int(round(t)) for t in torch.linspace(T - 1, 0, steps).tolist()]
+
+
+@torch.no_grad()
+def ddim_sample(eps_fn, abar: torch.Tensor, shape, steps: int = 50, eta: float = 0.0,
+                generator: torch.Generator | None = None, clip: float | None = None) -> torch.Tensor:
+    """x_0 samples of ``shape`` from ``eps_fn(x_t, t)``; ``clip`` bounds x0_hat (1 for [-1, 1] images)."""
+    x = torch.randn(tuple(shape), generator=generator)
+    ts = timesteps(steps, len(abar))
+    for t, t_next in zip(ts, ts[1:] + [None]):
+        eps_hat = eps_fn(x, t)
+        x0_hat = tweedie(x, eps_hat, abar[t])
+        if clip is not None:
+            x0_hat = x0_hat.clamp(-clip, clip)
+        if t_next is None:
+            return x0_hat
+        noise = torch.randn(x.shape, generator=generator) if eta > 0 else None
+        x = ddim_step(x0_hat, eps_hat, abar[t], abar[t_next], eta, noise).to(x.dtype)
+    return x

@@ -1,0 +1,168 @@
+"""The paper profile's checkpoint loaders, on tiny random-weight models of the same classes saved
+into a folder laid out like the hub, served on loopback, fetched, verified and loaded offline."""
+import http.server
+import json
+import threading
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+import suite.config as sc
+from priors import paper
+
+
+def _byte_chars() -> list[str]:
+    """The 256 printable stand-ins of bytes used by byte-level BPE vocabularies (GPT-2, CLIP)."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    extra = [b for b in range(256) if b not in keep]
+    return [chr(b) for b in keep] + [chr(256 + i) for i in range(len(extra))]
+
+
+def _clip_tokenizer(path: Path):
+    """A character-level CLIP tokenizer (vocab.json, merges.txt, configs), as the hub repos lay it out."""
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in _byte_chars():
+        vocab.setdefault(ch, len(vocab))
+        vocab.setdefault(ch + "</w>", len(vocab))
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    (path / "merges.txt").write_text("#version: 0.2\n")
+    (path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "CLIPTokenizer", "model_max_length": 16}))
+    (path / "special_tokens_map.json").write_text(json.dumps(
+        {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+         "unk_token": "<|endoftext|>"}))
+    return len(vocab)
+
+
+def _clip_text(path: Path, vocab_size: int, with_projection: bool = False):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    cfg = CLIPTextConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=16, projection_dim=32)
+    torch.manual_seed(0)
+    (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(cfg).save_pretrained(path)
+
+
+def _unet(**extra):
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+                                block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), attention_head_dim=2,
+                                norm_num_groups=4, **extra)
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+    torch.manual_seed(0)
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
+                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         norm_num_groups=4, layers_per_block=1)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """Tiny SD 1.5, LCM-LoRA, SDXL + DMD2 + VAE and CLIP repositories behind a loopback 'hub'."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    root = tmp_path_factory.mktemp("hub")
+    repo = lambda name: root / sc.checkpoint(name)["hub"] / "resolve" / "main"
+    # SD 1.5
+    sd = repo("sd15")
+    V = _clip_tokenizer(sd / "tokenizer")
+    _clip_text(sd / "text_encoder", V)
+    _unet(cross_attention_dim=32).save_pretrained(sd / "unet")
+    _vae().save_pretrained(sd / "vae")
+    # LCM-LoRA on the same UNet
+    unet = _unet(cross_attention_dim=32)
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                init_lora_weights=False))
+    StableDiffusionPipeline.save_lora_weights(repo("lcm_lora_sd15"),
+                                              unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)))
+    # SDXL base (text encoders, UNet config), DMD2 UNet weights, fp16-fix VAE
+    xl = repo("sdxl_base")
+    for t in ("tokenizer", "tokenizer_2"):
+        _clip_tokenizer(xl / t)
+    _clip_text(xl / "text_encoder", V)
+    _clip_text(xl / "text_encoder_2", V, with_projection=True)
+    xl_unet = _unet(cross_attention_dim=64, addition_embed_type="text_time", addition_time_embed_dim=4,
+                    projection_class_embeddings_input_dim=4 * 6 + 32)
+    xl_unet.save_pretrained(xl / "unet")
+    (repo("dmd2_sdxl_4step_unet")).mkdir(parents=True)
+    torch.save({k: v.half() for k, v in xl_unet.state_dict().items()},
+               repo("dmd2_sdxl_4step_unet") / "dmd2_sdxl_4step_unet_fp16.bin")
+    _vae().save_pretrained(repo("sdxl_vae_fp16_fix"))
+    # CLIP ViT-L/14
+    clip = repo("clip_vit_l14")
+    _clip_tokenizer(clip)
+    cfg = CLIPConfig(text_config=dict(vocab_size=V, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                                      num_attention_heads=4, max_position_embeddings=16),
+                     vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                                        num_attention_heads=4, image_size=32, patch_size=8), projection_dim=16)
+    CLIPModel(cfg).save_pretrained(clip)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(clip)
+
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def fetched(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    lock = tmp_path / "checksums.lock"
+    return lambda name: paper.materialize(name, dest=tmp_path / "ckpt", endpoint=hub, lock_path=lock), lock
+
+
+def _one_step(prior, consistency: bool):
+    c = prior.embed(["a photo of a cat", "a photo of a dog"])
+    z = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = prior.x0(z, 999, c) if consistency else prior.eps(z, 999, c)
+    assert out.shape == z.shape and torch.isfinite(out).all() and prior.nfe == 2
+    x = prior.decode(z)
+    assert x.shape == (2, 3, 16, 16) and prior.encode(x.clamp(0, 1)).shape == z.shape
+
+
+def test_sd15_and_lcm_lora(fetched):
+    fetch, lock = fetched
+    prior = paper.load_sd15(root=fetch("sd15"))
+    _one_step(prior, consistency=False)
+    recorded = json.loads(lock.read_text())
+    assert "sd15/unet/diffusion_pytorch_model.safetensors" in recorded       # first use records the hash
+    lcm = paper.load_sd15(lcm_lora=True, root=fetch("sd15"), lora_root=fetch("lcm_lora_sd15"))
+    _one_step(lcm, consistency=True)
+    z = torch.randn(1, 4, 8, 8)
+    c = prior.embed(["x"])
+    assert not torch.allclose(lcm.eps(z, 500, c), prior.eps(z, 500, c))     # the LoRA changed the UNet
+
+
+def test_sdxl_dmd2(fetched):
+    fetch, _ = fetched
+    prior = paper.load_sdxl_dmd2(root=fetch("sdxl_base"), dmd2_root=fetch("dmd2_sdxl_4step_unet"),
+                                 vae_root=fetch("sdxl_vae_fp16_fix"), resolution=16)
+    _one_step(prior, consistency=True)
+    assert prior.added["text_embeds"].shape == (2, 32) and prior.added["time_ids"].shape == (2, 6)
+
+
+def test_clip(fetched):
+    fetch, _ = fetched
+    model, processor = paper.load_clip(root=fetch("clip_vit_l14"))
+    inputs = processor(text=["a cat"], images=[torch.rand(3, 32, 32)], return_tensors="pt", padding=True,
+                       do_rescale=False)
+    assert model(**inputs).logits_per_image.shape == (1, 1)
+
+
+def test_tampered_checkpoint_file_is_refused(fetched):
+    from priors.store import ChecksumError
+    fetch, _ = fetched
+    root = fetch("sdxl_vae_fp16_fix")
+    (root / "config.json").write_text("{}")
+    with pytest.raises(ChecksumError, match="config.json"):
+        fetch("sdxl_vae_fp16_fix")
