@@ -11,6 +11,7 @@ folder with ``local_files_only=True``: nothing is resolved by the hub client its
 * ``load_sdxl_dmd2()`` -- SDXL base with the DMD2 4-step UNet and the fp16-fix VAE (LATINO,
   LATINO-PRO), a ``ConsistencyPrior`` whose pooled text embedding and time ids stay fixed, as the
   official LATINO-PRO code keeps ``added_cond_kwargs`` at the initial prompt.
+* ``load_adm_imagenet256()`` -- ADM ImageNet-256 (pixel solvers), through deepinv's ``DiffUNet``.
 * ``load_clip()`` -- CLIP ViT-L/14 (TReg's adaptive negation).
 """
 from __future__ import annotations
@@ -149,6 +150,18 @@ def load_sdxl_dmd2(root=None, dmd2_root=None, vae_root=None, dtype=torch.float32
         CLIPTokenizer.from_pretrained(root, subfolder="tokenizer_2", local_files_only=True),
         CLIPTextModelWithProjection.from_pretrained(root, subfolder="text_encoder_2", **kw))
     return SDXLConsistencyPrior(vae, unet, text, resolution)
+
+
+def load_adm_imagenet256(root=None):
+    """ADM ImageNet-256 unconditional (guided-diffusion) through deepinv's ``DiffUNet``, which is that
+    architecture (256 channels, 2 res-blocks, attention at 32/16/8, learned variance)."""
+    from deepinv.models import DiffUNet
+    from .pixel_ddpm import PixelDiffusionPrior
+    root = Path(root or materialize("adm_imagenet256_uncond"))
+    net = DiffUNet(large_model=True, pretrained=None)
+    state = torch.load(root / checkpoint("adm_imagenet256_uncond")["files"][0], map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    return PixelDiffusionPrior(net, "linear", adm=True)
 
 
 def load_clip(root=None, dtype=torch.float32):

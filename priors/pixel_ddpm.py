@@ -35,15 +35,18 @@ class PixelDiffusionPrior:
     torch.Size([2, 1, 32, 32])
     """
 
-    def __init__(self, unet: torch.nn.Module, schedule: str = "linear", T: int = 1000):
+    def __init__(self, unet: torch.nn.Module, schedule: str = "linear", T: int = 1000, adm: bool = False):
         self.unet = unet.eval()
         self.abar = alpha_bar(schedule, T).float()
         self.T = T
+        self.adm = adm
         self.nfe = 0
 
     def eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
         t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
         self.nfe += x_t.shape[0]
+        if self.adm:  # guided-diffusion's UNet (deepinv DiffUNet): [eps, variance] on the channel axis
+            return self.unet(x_t, t, type_t="timestep")[:, : x_t.shape[1]]
         return self.unet(x_t, t).sample
 
     def alpha_bar(self, t) -> torch.Tensor:

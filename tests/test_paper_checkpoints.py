@@ -166,3 +166,17 @@ def test_tampered_checkpoint_file_is_refused(fetched):
     (root / "config.json").write_text("{}")
     with pytest.raises(ChecksumError, match="config.json"):
         fetch("sdxl_vae_fp16_fix")
+
+
+def test_adm_adapter_takes_the_epsilon_channels():
+    """deepinv's DiffUNet is guided-diffusion's ADM; the prior keeps the 3 epsilon channels of its 6."""
+    from deepinv.models import DiffUNet
+    from priors.pixel_ddpm import PixelDiffusionPrior
+    torch.manual_seed(0)
+    net = DiffUNet(large_model=False, pretrained=None)
+    prior = PixelDiffusionPrior(net, "linear", adm=True)
+    x = torch.randn(1, 3, 64, 64)
+    eps = prior.eps(x, 500)
+    with torch.no_grad():
+        raw = net(x, torch.tensor([500]), type_t="timestep")
+    assert raw.shape[1] == 6 and torch.equal(eps, raw[:, :3]) and prior.nfe == 1
