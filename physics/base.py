@@ -132,6 +132,11 @@ class LinearOperator(Operator):
     def svd(self) -> "SVDOperator | None":
         return None
 
+    def signed(self, y: torch.Tensor, x_shape) -> tuple[torch.Tensor, float]:
+        """The measurement of x' = 2 x - 1 (the [-1, 1] range of diffusion priors): (2 y - A 1, 2 sigma_y)."""
+        ones = torch.ones((1, *x_shape[1:]), dtype=y.dtype, device=y.device)
+        return 2 * y - self.A(ones), 2 * self.sigma_y
+
 
 class SVDOperator(LinearOperator):
     """A = U diag(s) V^T with orthogonal U, V (deepinv's DecomposablePhysics).

@@ -6,6 +6,9 @@ import importlib
 SOLVERS = {
     "pinv": "baselines.pinv",
     "admm_tv": "baselines.admm_tv",
+    "ddrm": "baselines.ddrm",
+    "diffpir": "baselines.diffpir",
+    "dps": "baselines.dps",
 }
 
 

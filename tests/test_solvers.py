@@ -73,14 +73,19 @@ def test_pinv_recovers_noiseless_well_posed_problems():
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
 def test_every_solver_shares_the_signature_and_returns_images(name):
+    from priors.gaussian import GaussianPrior
     module = solver_module(name)
+    prior = GaussianPrior(torch.zeros(64), 0.1 * torch.eye(64), (1, 8, 8)) if module.USES_PRIOR == "pixel" else None
     op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
-    gens = [torch.Generator().manual_seed(i) for i in range(3)]
-    out = module.solve(op.measure(x, gens), op, None, generator=gens)
+    y = op.measure(x, torch.Generator().manual_seed(9))
+    out = module.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(3)])
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    again = module.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(3)])
+    assert torch.equal(out, again)                                    # seeded: reproducible
+    assert module.__doc__ and hasattr(module, "PAPER_NAME")
 
 
 def test_unknown_solver_lists_valid_names():
-    with pytest.raises(ValueError, match="valid solvers: admm_tv, pinv"):
+    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, pinv"):
         solver_module("dps2")

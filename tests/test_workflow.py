@@ -90,7 +90,7 @@ def test_bad_targets_list_the_valid_names(tmp_path):
     out = snakemake(tmp_path, "-n", "results/table_deblr.md", check=False)
     assert out.returncode != 0 and "unknown table 'deblr'; valid tables: deblur" in out.stdout + out.stderr
     out = snakemake(tmp_path, "-n", "results/score/embedded/sr16/dps/record.json", check=False)
-    assert "unknown solver 'dps'; valid solvers: admm_tv, pinv" in out.stdout + out.stderr
+    assert "unknown solver 'dps'; valid solvers: admm_tv, pinv" in out.stdout + out.stderr   # configured ones
     out = snakemake(tmp_path, "-n", "--config", "profile=paperr", check=False)
     assert "unknown profile 'paperr'; valid profiles: embedded, paper, smoke" in out.stdout + out.stderr
 
