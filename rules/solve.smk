@@ -3,7 +3,8 @@
 
 rule solve:
     input:
-        "results/degraded/{profile}/{task}.safetensors",
+        degraded="results/degraded/{profile}/{task}.safetensors",
+        prior=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.prior_files(config, wc.solver)],
     output:
         samples="results/solve/{profile}/{task}/{solver}/samples.safetensors",
         meta="results/solve/{profile}/{task}/{solver}/meta.json",
@@ -17,5 +18,5 @@ rule solve:
         runtime=60,
         mem_mb=8000,
     shell:
-        "{PY} -m suite solve --spec {params.spec:q} --degraded {input} "
+        "{PY} -m suite solve --spec {params.spec:q} --degraded {input.degraded} "
         "--samples {output.samples} --meta {output.meta} 2> {log}"

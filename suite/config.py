@@ -138,7 +138,23 @@ def dataset_recipe(cfg: dict, task: str) -> dict:
 def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     s = require(cfg, "solvers", solver)
     hyper = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}
-    return {**degrade_spec(cfg, task), "solver": solver, "hyper": hyper, "device": cfg["device"]}
+    from suite.registry import solver_module
+    out = {**degrade_spec(cfg, task), "solver": solver, "hyper": hyper, "device": cfg["device"]}
+    kind = getattr(solver_module(solver), "USES_PRIOR", False)
+    if kind:
+        if kind not in cfg.get("priors", {}):
+            raise ValueError(f"solver {solver!r} needs a {kind} prior, but profile {cfg['profile']!r} names none "
+                             f"(config key priors.{kind})")
+        out["priors"] = {kind: cfg["priors"][kind]}
+    return out
+
+
+def prior_files(cfg: dict, solver: str) -> list[str]:
+    """Shipped weight files behind a solver's prior: inputs of its solve jobs (retraining reruns them)."""
+    from priors.registry import prior_files as files
+    from suite.registry import solver_module
+    kind = getattr(solver_module(solver), "USES_PRIOR", False)
+    return files(cfg["priors"][kind]) if kind else []
 
 
 def score_spec(cfg: dict, task: str, solver: str) -> dict:

@@ -9,6 +9,8 @@ SOLVERS = {
     "ddrm": "baselines.ddrm",
     "diffpir": "baselines.diffpir",
     "dps": "baselines.dps",
+    "latino": "methods.latino",
+    "latino_pro": "methods.latino_pro",
 }
 
 

@@ -54,7 +54,12 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     device = spec.get("device", "cpu")
     x_shape = data["x"].shape[1:]
     op = physics.build_operator(task["operator"], x_shape, task["sigma_y"])
-    prior = None  # generative priors are resolved here once the prior registry exists
+    kind = getattr(module, "USES_PRIOR", False)
+    if kind:
+        from priors.registry import load_prior
+        prior = load_prior(kind, spec.get("priors", {}))
+    else:
+        prior = None
     index = data["index"].tolist()
     gens = generators(spec["profile"], name, solver, index)
     hyper = dict(spec.get("hyper", {}))

@@ -72,10 +72,11 @@ def test_pinv_recovers_noiseless_well_posed_problems():
 
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
-def test_every_solver_shares_the_signature_and_returns_images(name):
+def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consistency_prior):
     from priors.gaussian import GaussianPrior
     module = solver_module(name)
-    prior = GaussianPrior(torch.zeros(64), 0.1 * torch.eye(64), (1, 8, 8)) if module.USES_PRIOR == "pixel" else None
+    prior = {"pixel": GaussianPrior(torch.zeros(64), 0.1 * torch.eye(64), (1, 8, 8)),
+             "consistency": tiny_consistency_prior, False: None}[module.USES_PRIOR]
     op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
     y = op.measure(x, torch.Generator().manual_seed(9))
@@ -87,5 +88,5 @@ def test_every_solver_shares_the_signature_and_returns_images(name):
 
 
 def test_unknown_solver_lists_valid_names():
-    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, pinv"):
+    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, latino, latino_pro, pinv"):
         solver_module("dps2")

@@ -1,0 +1,67 @@
+"""Install a trained network as a shipped checkpoint: copy it under priors/weights/, pin its sha256
+in config/checkpoints.yaml and carry the numbers the loaders need (e.g. the autoencoder's latent
+scaling factor) from the training card stored in the file's metadata.
+
+    python -m priors.install results/retrain/autoencoder.safetensors autoencoder \\
+        --train-module priors.autoencoder --train-args steps=3000 seed=0 --needs digit_net
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from safetensors import safe_open
+
+from suite.config import CONFIG_DIR, ROOT
+from .store import sha256_of
+
+HEADER = """# Weights the suite ships (pinned by sha256, model card beside each file) and the published
+# checkpoints of the paper profile (hub repository or URL and files; no sha256 is pinned where it
+# cannot be known here: the first download records each file's hash in config/checksums.lock and
+# every later use is checked against it). Retrain the shipped ones with `snakemake --cores all
+# retrain` (files land in results/retrain/) and install one with `python -m priors.install`.
+"""
+CARRIED = ("scaling_factor", "feature_rms")
+
+
+def card_of(path: Path) -> dict:
+    with safe_open(str(path), "pt") as f:
+        return json.loads((f.metadata() or {}).get("card", "{}"))
+
+
+def install(src: Path, name: str, train_module: str, train_args: dict, needs: list[str],
+            checkpoints: Path = CONFIG_DIR / "checkpoints.yaml") -> dict:
+    dest = ROOT / "priors" / "weights" / f"{name}.safetensors"
+    if src.resolve() != dest.resolve():
+        shutil.copyfile(src, dest)
+    card = card_of(dest)
+    entries = yaml.safe_load(checkpoints.read_text())
+    entry = {"path": str(dest.relative_to(ROOT)), "sha256": sha256_of(dest), "card": f"priors/weights/{name}.md"}
+    entry.update({k: card[k] for k in CARRIED if k in card})
+    if needs:
+        entry["needs"] = needs
+    entry["train"] = {"module": train_module, "args": train_args}
+    shipped = {k: v for k, v in entries.items() if "path" in v and k != name}
+    fetched = {k: v for k, v in entries.items() if "path" not in v and k != name}
+    merged = {**shipped, name: entry, **fetched}
+    checkpoints.write_text(HEADER + yaml.safe_dump(merged, sort_keys=False, width=120))
+    return {"entry": entry, "card": card}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("src")
+    ap.add_argument("name")
+    ap.add_argument("--train-module", required=True)
+    ap.add_argument("--train-args", nargs="*", default=[], help="key=value pairs")
+    ap.add_argument("--needs", nargs="*", default=[], help="checkpoints this one is loaded with")
+    args = ap.parse_args(argv)
+    train_args = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.train_args)}
+    print(json.dumps(install(Path(args.src), args.name, args.train_module, train_args, args.needs), indent=1))
+
+
+if __name__ == "__main__":
+    main()

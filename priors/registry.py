@@ -1,0 +1,43 @@
+"""Which prior a solver gets: ``load_prior(kind, profile_priors)``.
+
+A solver module declares ``USES_PRIOR`` = 'pixel' (eps(x_t, t) on [-1, 1] images), 'latent'
+(encode / decode / embed / eps(z_t, t, c)) or 'consistency' (adds x0(z_t, t, c)); the profile's
+``priors`` config names the checkpoint behind each kind, so a solver never knows its profile.
+"""
+from __future__ import annotations
+
+from suite.config import checkpoint
+
+KINDS = ("pixel", "latent", "consistency")
+
+
+def prior_files(name: str) -> list[str]:
+    """The shipped weight files a prior reads (inputs of the solve jobs), empty for fetched ones."""
+    try:
+        entry = checkpoint(name)
+    except ValueError:                       # a composite paper prior (e.g. sdxl_dmd2): fetched, not shipped
+        return []
+    files = [entry["path"]] if "path" in entry else []
+    for dep in entry.get("needs", []):
+        files += prior_files(dep)
+    return files
+
+
+def load_prior(kind: str, priors: dict):
+    if kind not in KINDS:
+        raise ValueError(f"unknown prior kind {kind!r}; valid: {', '.join(KINDS)}")
+    if kind not in priors:
+        raise ValueError(f"the profile names no {kind} prior (config key priors.{kind})")
+    name = priors[kind]
+    if name == "pixel_ddpm":
+        from .pixel_ddpm import load_pixel_prior
+        return load_pixel_prior(name)
+    if name in ("latent_dm", "lcm"):
+        from .latent_dm import load_latent_dm
+        return load_latent_dm(name)
+    from . import paper
+    loaders = {"adm_imagenet256_uncond": paper.load_adm_imagenet256, "sd15": paper.load_sd15,
+               "sd15_lcm_lora": lambda: paper.load_sd15(lcm_lora=True), "sdxl_dmd2": paper.load_sdxl_dmd2}
+    if name not in loaders:
+        raise ValueError(f"unknown prior {name!r}; valid: pixel_ddpm, latent_dm, lcm, {', '.join(loaders)}")
+    return loaders[name]()
