@@ -15,6 +15,7 @@ include: "rules/priors.smk"
 include: "rules/solve.smk"
 include: "rules/score.smk"
 include: "rules/tables.smk"
+include: "rules/figures.smk"
 
 
 rule all:

@@ -5,8 +5,9 @@ zeta-mixed re-noising, on 100 quadratically spaced steps from t = 999.
     eps_hat = (x_t - sqrt(abar_t) x0_hat) / sqrt(1 - abar_t)
     x_{t-1} = sqrt(abar_{t-1}) x0_hat + sqrt(1 - abar_{t-1}) (sqrt(1 - zeta) eps_hat + sqrt(zeta) z)
 
-As the official code, the data step is solved on [0, 1] images with sigma_n = max(0.001, sigma_y)
-and skipped at the last step; the denoised estimate is clipped to [-1, 1].
+As the official code (``main_ddpir_deblur.py`` / ``_sisr.py``: lambda = 1, zeta = 0.1, 100 NFE), the
+data step is solved on [0, 1] images with sigma_n = max(0.001, sigma_y) and skipped at the last step;
+the denoised estimate is clipped to [-1, 1].
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def quad_timesteps(n: int, T: int = 1000) -> list[int]:
 
 
 @torch.no_grad()
-def solve(y, op, prior, *, generator=None, steps: int = 100, lam: float = 7.0, zeta: float = 0.1) -> torch.Tensor:
+def solve(y, op, prior, *, generator=None, steps: int = 100, lam: float = 1.0, zeta: float = 0.1) -> torch.Tensor:
     x_init = op.A_dagger(y, rcond=0.03)
     x_shape = x_init.shape
     abar = prior.abar.to(y)

@@ -20,6 +20,9 @@ class GaussianPrior:
         self.abar = alpha_bar(schedule).float()
         self.nfe = 0
 
+    def to(self, device) -> "GaussianPrior":
+        return self
+
     def eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
         self.nfe += x_t.shape[0]
         a = alpha_bar()[int(t)]

@@ -41,6 +41,12 @@ class LatentDiffusionPrior:
         self.nfe = 0
         self.ae_calls = 0
 
+    def to(self, device) -> "LatentDiffusionPrior":
+        self.vae.to(device)
+        self.unet.to(device)
+        self.abar = self.abar.to(device)
+        return self
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] images -> latents (posterior mean x scaling factor)."""
         self.ae_calls += x.shape[0]

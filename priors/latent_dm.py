@@ -20,7 +20,7 @@ from .text import DIM
 
 GENERIC_PROMPT = "a photo of a handwritten digit"
 CONFIG = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-              block_out_channels=(64, 128), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+              block_out_channels=(64, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
               up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=DIM,
               attention_head_dim=8, norm_num_groups=16)
 

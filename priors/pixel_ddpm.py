@@ -49,8 +49,10 @@ class PixelDiffusionPrior:
             return self.unet(x_t, t, type_t="timestep")[:, : x_t.shape[1]]
         return self.unet(x_t, t).sample
 
-    def alpha_bar(self, t) -> torch.Tensor:
-        return self.abar.to(torch.as_tensor(t).device)[torch.as_tensor(t).long()]
+    def to(self, device) -> "PixelDiffusionPrior":
+        self.unet.to(device)
+        self.abar = self.abar.to(device)
+        return self
 
 
 def load_pixel_prior(name: str = "pixel_ddpm") -> PixelDiffusionPrior:

@@ -3,6 +3,8 @@
 # results/retrain/; compare it, then copy it over the shipped one and update its sha256.
 import yaml
 
+from priors.registry import prior_files
+
 CHECKPOINTS = yaml.safe_load(open(f"{workflow.basedir}/config/checkpoints.yaml"))
 TRAINABLE = [k for k, v in CHECKPOINTS.items() if "train" in v]
 

@@ -11,6 +11,7 @@ SOLVERS = {
     "dps": "baselines.dps",
     "latino": "methods.latino",
     "latino_pro": "methods.latino_pro",
+    "ud2m": "methods.ud2m",
 }
 
 

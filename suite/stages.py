@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import physics
-from datasets import digits
+from datasets import caption, digits
 from metrics import fid, kid, psnr, ssim
 from metrics.accounting import git_revision, stopwatch
 from metrics.features import feature_space
@@ -55,14 +55,17 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     x_shape = data["x"].shape[1:]
     op = physics.build_operator(task["operator"], x_shape, task["sigma_y"])
     kind = getattr(module, "USES_PRIOR", False)
+    prior = None
     if kind:
         from priors.registry import load_prior
-        prior = load_prior(kind, spec.get("priors", {}))
-    else:
-        prior = None
+        prior = load_prior(kind, spec.get("priors", {})).to(device)
     index = data["index"].tolist()
-    gens = generators(spec["profile"], name, solver, index)
+    gens = generators(spec["profile"], name, solver, index, device)
     hyper = dict(spec.get("hyper", {}))
+    if hyper.get("prompts") == "true_caption":            # the oracle rows: each image's own caption
+        if (data["labels"] < 0).any():
+            raise ValueError(f"task {name!r} has no labels, so 'true_caption' prompts are not available")
+        hyper["prompts"] = [caption(int(label)) for label in data["labels"]]
     y = data["y"].to(device)
     with stopwatch(device) as t:
         x_hat = module.solve(y, op, prior, generator=gens, **hyper)

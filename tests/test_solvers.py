@@ -88,5 +88,5 @@ def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consist
 
 
 def test_unknown_solver_lists_valid_names():
-    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, latino, latino_pro, pinv"):
+    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, latino, latino_pro, pinv, ud2m"):
         solver_module("dps2")
