@@ -47,6 +47,11 @@ class LatentDiffusionPrior:
         self.abar = self.abar.to(device)
         return self
 
+    def latent_shape(self, image_shape) -> tuple[int, ...]:
+        """(C, h, w) of the latents of (C', H, W) images."""
+        factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        return (self.vae.config.latent_channels, image_shape[-2] // factor, image_shape[-1] // factor)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] images -> latents (posterior mean x scaling factor)."""
         self.ae_calls += x.shape[0]

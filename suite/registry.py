@@ -9,6 +9,8 @@ SOLVERS = {
     "ddrm": "baselines.ddrm",
     "diffpir": "baselines.diffpir",
     "dps": "baselines.dps",
+    "ldps": "baselines.ldps",
+    "psld": "baselines.psld",
     "latino": "methods.latino",
     "latino_pro": "methods.latino_pro",
     "ud2m": "methods.ud2m",

@@ -71,22 +71,42 @@ def test_pinv_recovers_noiseless_well_posed_problems():
         pinv.solve(op.A(x), op, rcond=2)
 
 
+FAST = {"dps": {"steps": 10}, "ldps": {"steps": 10}, "psld": {"steps": 10}, "latino_pro": {"sapg_iterations": 1}}
+
+
 @pytest.mark.parametrize("name", sorted(SOLVERS))
 def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consistency_prior):
     from priors.gaussian import GaussianPrior
     module = solver_module(name)
     prior = {"pixel": GaussianPrior(torch.zeros(64), 0.1 * torch.eye(64), (1, 8, 8)),
-             "consistency": tiny_consistency_prior, False: None}[module.USES_PRIOR]
+             "consistency": tiny_consistency_prior, "latent": tiny_consistency_prior,
+             False: None}[module.USES_PRIOR]
     op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
     y = op.measure(x, torch.Generator().manual_seed(9))
-    out = module.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(3)])
+    fast = FAST.get(name, {})
+    out = module.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(3)], **fast)
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
-    again = module.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(3)])
+    again = module.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(3)], **fast)
     assert torch.equal(out, again)                                    # seeded: reproducible
     assert module.__doc__ and hasattr(module, "PAPER_NAME")
 
 
 def test_unknown_solver_lists_valid_names():
-    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, latino, latino_pro, pinv, ud2m"):
+    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, latino, latino_pro, ldps, pinv, psld, ud2m"):
         solver_module("dps2")
+
+
+def test_latent_dps_nfe_is_one_per_step_and_1000_by_default(tiny_consistency_prior):
+    import inspect
+    from baselines import ldps, psld
+    prior = tiny_consistency_prior
+    op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
+    y = op.measure(torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(5)), torch.Generator().manual_seed(6))
+    assert inspect.signature(ldps.solve).parameters["steps"].default == 1000
+    prior.nfe = 0
+    ldps.solve(y, op, prior, generator=torch.Generator().manual_seed(0), steps=50)
+    assert prior.nfe == 50
+    prior.nfe = prior.ae_calls = 0
+    psld.solve(y, op, prior, generator=torch.Generator().manual_seed(0), steps=20)
+    assert prior.nfe == 20 and prior.ae_calls == 20 * 2 + 1        # decode and glue-encode per step, final decode
