@@ -63,12 +63,18 @@ def load_pixel_prior(name: str = "pixel_ddpm") -> PixelDiffusionPrior:
     return PixelDiffusionPrior(load_weights(build_unet(), ROOT / ck["path"], ck["sha256"]))
 
 
-def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float = 0.999, seed: int = 0):
+def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float = 0.999, seed: int = 0,
+          init: str | None = None):
+    """``init``: continue from saved weights (the EMA of an earlier run) instead of a fresh UNet."""
     from datasets import digits
+    from .store import load_weights
     from .training import train_epsilon
     torch.manual_seed(seed)
     x, _ = digits("train", 32)
-    return train_epsilon(build_unet(), x * 2 - 1, alpha_bar("linear"), steps=steps, batch_size=batch_size, lr=lr,
+    unet = build_unet()
+    if init:
+        load_weights(unet, init, None).train()
+    return train_epsilon(unet, x * 2 - 1, alpha_bar("linear"), steps=steps, batch_size=batch_size, lr=lr,
                          ema_decay=ema_decay, seed=seed, desc="pixel DDPM")
 
 
@@ -79,8 +85,10 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=7000)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default=None, help="continue from these weights")
     args = ap.parse_args(argv)
-    ema, card = train(args.steps, args.batch_size, seed=args.seed)
+    ema, card = train(args.steps, args.batch_size, seed=args.seed, init=args.init)
+    card["init"] = args.init
     save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(CONFIG)})
     print(json.dumps(card, indent=1))
 
