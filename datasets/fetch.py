@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import urllib.parse
 import urllib.request
@@ -103,11 +102,3 @@ def fetch(key: str, res: dict, dest_dir: str | os.PathLike, lock: Lock, endpoint
                             "Delete the file to fetch it again, or check the source.")
     return dest
 
-
-def copy_tree_like_hub(src: str | os.PathLike, hub_root: str | os.PathLike, repo: str, revision: str = "main",
-                       repo_type: str = "model") -> Path:
-    """Lay out a folder as the hub's resolve route serves it (for a local stand-in of the hub)."""
-    prefix = {"model": "", "dataset": "datasets"}[repo_type]
-    dest = Path(hub_root, prefix, repo, "resolve", revision)
-    shutil.copytree(src, dest, dirs_exist_ok=True)
-    return dest

@@ -36,11 +36,17 @@ def classify(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return probs.max(1)
 
 
+def _feature_space():
+    from metrics.features import feature_space
+    ck = checkpoint("digit_net")
+    return feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
+                          "feature_rms": ck["feature_rms"]})
+
+
 @torch.no_grad()
 def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str | None = None) -> dict:
     from datasets import digits
     from metrics import fid
-    from metrics.features import feature_space
     from .pixel_ddpm import load_pixel_prior
     from .sampling import ddim_sample
     prior = load_pixel_prior()
@@ -50,9 +56,7 @@ def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str 
                          for _ in range(n // 250)])
     samples = ((samples + 1) / 2).clamp(0, 1)
     conf, _ = classify(samples)
-    ck = checkpoint("digit_net")
-    fs = feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
-                        "feature_rms": ck["feature_rms"]})
+    fs = _feature_space()
     x, _ = digits("test", 32)
     if figure:
         save_grid(samples[:100], figure)
@@ -61,13 +65,6 @@ def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str 
             "fid_vs_test_digits": fid(fs.features(samples), fs.features(x)),
             "fid_test_half_vs_half": fid(fs.features(x[:500]), fs.features(x[500:])),
             "sampling_wall_time_s": round(time.time() - t0, 1)}
-
-
-def _feature_space():
-    from metrics.features import feature_space
-    ck = checkpoint("digit_net")
-    return feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
-                          "feature_rms": ck["feature_rms"]})
 
 
 @torch.no_grad()
