@@ -21,3 +21,4 @@ include: "rules/figures.smk"
 rule all:
     input:
         expand("results/table_{table}.md", table=TABLES),
+        expand("results/bench_{bench}.md", bench=BENCHES),

@@ -14,15 +14,17 @@ from __future__ import annotations
 import torch
 
 from physics.base import standard_normal
+from methods.latino import GENERIC_PROMPT
 from priors.diffusion import ddim_step, tweedie
 
 PAPER_NAME = "PSLD"
 USES_PRIOR = "latent"
-GENERIC_PROMPT = "a photo of a handwritten digit"
 
 
-def latent_posterior_sampling(y, op, prior, generator, prompts, steps: int, omega: float, gamma: float):
-    """The LDPS / PSLD loop (gamma = 0 is LDPS)."""
+def latent_posterior_sampling(y, op, prior, generator, prompts, steps: int, omega: float, gamma: float,
+                              update_prompt=None):
+    """The LDPS / PSLD loop (gamma = 0 is LDPS). ``update_prompt(z_t, t, c) -> c``, called before each
+    step, lets P2L move the prompt embedding."""
     B = y.shape[0]
     c = prior.embed(list(prompts or [GENERIC_PROMPT] * B))
     z_shape = prior.latent_shape(op.A_dagger(y[:1], rcond=0.03).shape[1:])
@@ -31,6 +33,8 @@ def latent_posterior_sampling(y, op, prior, generator, prompts, steps: int, omeg
     z = standard_normal((B, *z_shape), generator, dtype=y.dtype, device=y.device)
     Aty = op.A_adjoint(y) if gamma else None
     for t, t_next in zip(ts, ts[1:] + [-1]):
+        if update_prompt is not None:
+            c = update_prompt(z, t, c)
         a_next = abar[t_next] if t_next >= 0 else torch.ones((), dtype=abar.dtype, device=abar.device)
         with torch.enable_grad():
             z_in = z.detach().requires_grad_(True)

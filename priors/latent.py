@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .calls import CallLog
 from .diffusion import tweedie
 from .schedules import alpha_bar
 
@@ -33,17 +34,22 @@ def consistency_output(z_t: torch.Tensor, z0_hat: torch.Tensor, t) -> torch.Tens
 
 
 class LatentDiffusionPrior:
-    def __init__(self, vae, unet, scaling_factor: float, text_encoder=None, schedule: str = "scaled_linear"):
+    def __init__(self, vae, unet, scaling_factor: float, text_encoder=None, schedule: str = "scaled_linear",
+                 image_encoder=None):
         self.vae, self.unet = vae.eval(), unet.eval()
         self.scaling_factor = float(scaling_factor)
         self.text = text_encoder
+        self.image_encoder = image_encoder
         self.abar = alpha_bar(schedule).float()
         self.nfe = 0
         self.ae_calls = 0
+        self.calls = CallLog()
 
     def to(self, device) -> "LatentDiffusionPrior":
         self.vae.to(device)
         self.unet.to(device)
+        if self.image_encoder is not None:
+            self.image_encoder.to(device)
         self.abar = self.abar.to(device)
         return self
 
@@ -55,11 +61,19 @@ class LatentDiffusionPrior:
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] images -> latents (posterior mean x scaling factor)."""
         self.ae_calls += x.shape[0]
-        return self.vae.encode(x * 2 - 1).latent_dist.mean * self.scaling_factor
+        self.calls.record("encoder", self._encode, x)
+        return self._encode(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         self.ae_calls += z.shape[0]
-        return ((self.vae.decode(z / self.scaling_factor).sample + 1) / 2)
+        self.calls.record("decoder", self._decode, z)
+        return self._decode(z)
+
+    def _encode(self, x):
+        return self.vae.encode(x * 2 - 1).latent_dist.mean * self.scaling_factor
+
+    def _decode(self, z):
+        return (self.vae.decode(z / self.scaling_factor).sample + 1) / 2
 
     def embed(self, prompts: list[str]) -> torch.Tensor:
         if self.text is None:
@@ -68,9 +82,29 @@ class LatentDiffusionPrior:
         return self.text.tokens(prompts)
 
     def eps(self, z_t: torch.Tensor, t, c: torch.Tensor) -> torch.Tensor:
-        t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
         self.nfe += z_t.shape[0]
+        self.calls.record("denoiser", lambda z, c: self._eps(z, 500, c), z_t, c)
+        return self._eps(z_t, t, c)
+
+    def eps_cfg(self, z_t: torch.Tensor, t, c: torch.Tensor, uc: torch.Tensor, w: float) -> torch.Tensor:
+        """Classifier-free guidance eps_uc + w (eps_c - eps_uc), the two branches as one batched call:
+        one NFE per image, the convention of the published NFE of guided samplers (TReg's 200)."""
+        self.nfe += z_t.shape[0]
+        zz, cc = torch.cat([z_t, z_t]), torch.cat([uc.expand_as(c), c])
+        self.calls.record("denoiser (guided pair)", lambda z, c: self._eps(z, 500, c), zz, cc)
+        e_uc, e_c = self._eps(zz, t, cc).chunk(2)
+        return e_uc + w * (e_c - e_uc)
+
+    def _eps(self, z_t, t, c):
+        t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
         return self.unet(z_t, t, encoder_hidden_states=c).sample
+
+    def image_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit-norm image features in the space of the token embeddings (the image tower of the
+        profile's image-text model: the digit-text similarity network, or CLIP ViT-L/14)."""
+        if self.image_encoder is None:
+            raise ValueError("this latent prior has no image-text model (config key priors.image_text)")
+        return self.image_encoder(x)
 
 
 class ConsistencyPrior(LatentDiffusionPrior):

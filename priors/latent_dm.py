@@ -39,7 +39,8 @@ def load_latent_dm(name: str = "latent_dm"):
     vae, scaling = load_autoencoder()
     ck = checkpoint(name)
     unet = load_weights(build_unet(), ROOT / ck["path"], ck["sha256"])
-    return (ConsistencyPrior if name == "lcm" else LatentDiffusionPrior)(vae, unet, scaling)
+    from .text import TextEncoder
+    return (ConsistencyPrior if name == "lcm" else LatentDiffusionPrior)(vae, unet, scaling, TextEncoder())
 
 
 def train(latents: torch.Tensor, labels: torch.Tensor, steps: int = 6000, batch_size: int = 64, lr: float = 5e-4,

@@ -32,7 +32,9 @@ def consistency_fn(unet, z, t, c, abar):
 
 
 def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, lr: float = 2e-4,
-            w: float = 3.0, skip: int = 20, ema_decay: float = 0.95, huber_c: float = 1e-3, seed: int = 0):
+            w: float = 3.0, skip: int = 20, ema_decay: float = 0.95, huber_c: float = 1e-3, seed: int = 0,
+            init=None):
+    """``init``: a student to continue from (an earlier distillation) instead of the teacher's copy."""
     from datasets.embedded import caption
     from .latent_dm import GENERIC_PROMPT
     from .text import TextEncoder
@@ -42,8 +44,8 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
     abar = alpha_bar("scaled_linear").float()
     grid = torch.arange(1, 1000 // skip + 1) * skip - 1                     # 19, 39, ..., 999
     teacher = teacher.eval().requires_grad_(False)
-    student = copy.deepcopy(teacher).train().requires_grad_(True)
-    target = copy.deepcopy(teacher).eval().requires_grad_(False)
+    student = copy.deepcopy(init if init is not None else teacher).train().requires_grad_(True)
+    target = copy.deepcopy(init if init is not None else teacher).eval().requires_grad_(False)
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     t0, losses = time.time(), []
     for step in (bar := tqdm(range(steps), desc="LCM distillation")):
@@ -84,11 +86,14 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default=None, help="continue from these weights (an earlier distillation)")
     args = ap.parse_args(argv)
     ck = checkpoint("latent_dm")
     teacher = load_weights(build_unet(), ROOT / ck["path"], ck["sha256"])
+    init = load_weights(build_unet(), args.init, None) if args.init else None
     z, labels = encode_training_digits()
-    student, card = distill(teacher, z, labels, args.steps, seed=args.seed)
+    student, card = distill(teacher, z, labels, args.steps, seed=args.seed, init=init)
+    card["init"] = args.init
     save_weights(student, args.out, metadata={"card": json.dumps(card)})
     print(json.dumps(card, indent=1))
 

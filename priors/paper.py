@@ -99,10 +99,9 @@ class SDXLConsistencyPrior(ConsistencyPrior):
         time_ids = torch.tensor([[r, r, 0, 0, r, r]], dtype=pooled.dtype, device=pooled.device)
         self.added = {"text_embeds": pooled, "time_ids": time_ids.expand(pooled.shape[0], -1)}
 
-    def eps(self, z_t, t, c):
+    def _eps(self, z_t, t, c):
         t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
-        self.nfe += z_t.shape[0]
-        added = {k: v.expand(z_t.shape[0], *v.shape[1:]) if v.shape[0] == 1 else v for k, v in self.added.items()}
+        added = {k: v.repeat(z_t.shape[0] // v.shape[0], *([1] * (v.ndim - 1))) for k, v in self.added.items()}
         return self.unet(z_t, t, encoder_hidden_states=c, added_cond_kwargs=added).sample
 
 
@@ -170,3 +169,24 @@ def load_clip(root=None, dtype=torch.float32):
     root = Path(root or materialize("clip_vit_l14"))
     return (CLIPModel.from_pretrained(root, local_files_only=True, torch_dtype=dtype).eval(),
             CLIPProcessor.from_pretrained(root, local_files_only=True))
+
+
+class CLIPImageFeatures(torch.nn.Module):
+    """[0, 1] images -> unit-norm CLIP image embeddings (TReg's ``FrozenClipImageEmbedder``): bicubic
+    resize to the tower's input size, CLIP's mean / std, the projected image features."""
+
+    def __init__(self, model, processor):
+        super().__init__()
+        self.model = model
+        ip = processor.image_processor
+        crop = ip.crop_size          # a dict, or a SizeDict in recent transformers
+        self.size = int(crop["height"] if isinstance(crop, dict) else getattr(crop, "height", crop))
+        self.register_buffer("mean", torch.tensor(ip.image_mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(ip.image_std).view(1, -1, 1, 1))
+
+    def forward(self, x):
+        x = torch.nn.functional.interpolate(x.expand(-1, 3, -1, -1), size=(self.size, self.size),
+                                            mode="bicubic", align_corners=False)
+        f = self.model.get_image_features(pixel_values=(x - self.mean) / self.std)
+        f = f if isinstance(f, torch.Tensor) else f.pooler_output
+        return torch.nn.functional.normalize(f, dim=-1)

@@ -12,6 +12,7 @@ import json
 import torch
 from diffusers import UNet2DModel
 
+from .calls import CallLog
 from .schedules import alpha_bar
 
 # sized to train in about 40 minutes on 2 CPU cores: 1.1 M parameters, attention at 8 x 8
@@ -41,10 +42,15 @@ class PixelDiffusionPrior:
         self.T = T
         self.adm = adm
         self.nfe = 0
+        self.calls = CallLog()
 
     def eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
-        t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
         self.nfe += x_t.shape[0]
+        self.calls.record("denoiser", lambda x: self._eps(x, 500), x_t)
+        return self._eps(x_t, t)
+
+    def _eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
         if self.adm:  # guided-diffusion's UNet (deepinv DiffUNet): [eps, variance] on the channel axis
             return self.unet(x_t, t, type_t="timestep")[:, : x_t.shape[1]]
         return self.unet(x_t, t).sample
@@ -86,8 +92,9 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="continue from these weights")
+    ap.add_argument("--lr", type=float, default=5e-4)
     args = ap.parse_args(argv)
-    ema, card = train(args.steps, args.batch_size, seed=args.seed, init=args.init)
+    ema, card = train(args.steps, args.batch_size, lr=args.lr, seed=args.seed, init=args.init)
     card["init"] = args.init
     save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(CONFIG)})
     print(json.dumps(card, indent=1))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from suite.config import checkpoint
 
 KINDS = ("pixel", "latent", "consistency")
+# ``priors.image_text`` (optional) names the image-text model attached to the latent priors
+# (``prior.image_features``; TReg's adaptive negation).
 
 
 def prior_files(name: str) -> list[str]:
@@ -28,7 +30,24 @@ def load_prior(kind: str, priors: dict):
         raise ValueError(f"unknown prior kind {kind!r}; valid: {', '.join(KINDS)}")
     if kind not in priors:
         raise ValueError(f"the profile names no {kind} prior (config key priors.{kind})")
-    name = priors[kind]
+    prior = _load(priors[kind])
+    if kind != "pixel" and "image_text" in priors:
+        prior.image_encoder = load_image_text(priors["image_text"])
+    return prior
+
+
+def load_image_text(name: str):
+    """The image tower of an image-text model: [0, 1] images -> unit vectors in the token space."""
+    if name == "similarity":
+        from .similarity import load_similarity
+        return load_similarity()
+    if name == "clip_vit_l14":
+        from .paper import CLIPImageFeatures, load_clip
+        return CLIPImageFeatures(*load_clip())
+    raise ValueError(f"unknown image-text model {name!r}; valid: similarity, clip_vit_l14")
+
+
+def _load(name: str):
     if name == "pixel_ddpm":
         from .pixel_ddpm import load_pixel_prior
         return load_pixel_prior(name)

@@ -33,3 +33,19 @@ def ddim_sample(eps_fn, abar: torch.Tensor, shape, steps: int = 50, eta: float =
         noise = torch.randn(x.shape, generator=generator) if eta > 0 else None
         x = ddim_step(x0_hat, eps_hat, abar[t], abar[t_next], eta, noise).to(x.dtype)
     return x
+
+
+@torch.no_grad()
+def consistency_sample(prior, c: torch.Tensor, shape, steps=(999, 749, 499, 249),
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """Multistep consistency sampling (Song et al. 2023; LCM): z0 = f(z_t, t, c), re-noised to the next
+    timestep, for the latents of ``shape``; returns the decoded [0, 1] images."""
+    from .diffusion import add_noise
+    device = prior.abar.device
+    z = torch.randn(tuple(shape), generator=generator).to(device)
+    for t, t_next in zip(steps, list(steps[1:]) + [None]):
+        z0 = prior.x0(z, t, c)
+        if t_next is None:
+            break
+        z = add_noise(z0, torch.randn(z.shape, generator=generator).to(device), prior.abar[t_next])
+    return prior.decode(z0).clamp(0, 1)

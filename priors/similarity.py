@@ -40,6 +40,14 @@ def similarity(encoder: DigitImageEncoder, images: torch.Tensor, text_embeddings
     return encoder(images) @ text_embeddings.T
 
 
+def load_similarity(name: str = "similarity") -> DigitImageEncoder:
+    """The shipped digit-text similarity network (sha256-checked)."""
+    from suite.config import ROOT, checkpoint
+    from .store import load_weights
+    ck = checkpoint(name)
+    return load_weights(DigitImageEncoder(), ROOT / ck["path"], ck["sha256"]).eval()
+
+
 def train(epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, temperature: float = 0.07, seed: int = 0):
     from datasets import digits
     from datasets.embedded import caption

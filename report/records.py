@@ -26,6 +26,13 @@ SCHEMA = {
                                "total": {"type": "integer", "minimum": 0}}},
         "wall_time_s": {"type": "number", "minimum": 0},
         "peak_memory_mb": {"type": "number", "minimum": 0},
+        "cost": {"type": "object", "description": "autoencoder calls per image, network calls by kind (batched "
+                 "calls count once) and the seconds those calls take alone (priors/calls.py)",
+                 "properties": {"autoencoder_calls_per_image": {"type": "number", "minimum": 0},
+                                "prior_load_s": {"type": "number", "minimum": 0},
+                                "network_calls": {"type": "object"},
+                                "bare_network_s": {"type": "object",
+                                                   "additionalProperties": {"type": "number", "minimum": 0}}}},
         "feature_space": {"type": "string"},
         "per_image": {"type": "object", "required": ["index", "psnr", "ssim", "lpips"],
                       "properties": {"index": {"type": "array", "items": {"type": "integer"}},

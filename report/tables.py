@@ -61,6 +61,8 @@ def section(task: dict, solvers: list[dict], records: dict, numbers: list[dict],
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     shown = set()
     for s in solvers:
+        if s["key"] not in task.get("solvers", [s["key"]]):
+            continue                                   # e.g. a latent solver on a pixel-family task
         rec = records.get((task["key"], s["key"]))
         if rec is None:
             raise FileNotFoundError(f"no run record for solver {s['key']!r} on task {task['key']!r}")
@@ -88,6 +90,48 @@ def section(task: dict, solvers: list[dict], records: dict, numbers: list[dict],
     return lines
 
 
+def wide(spec: dict, records: dict, numbers: list[dict], metrics: list[str]) -> list[str]:
+    """One row per solver, a column group per task (the layout of the LATINO-PRO slide)."""
+    tasks = spec["tasks"]
+    head = ["Method", "NFE"] + [f"{t.get('short', t['key'])} {METRICS[m][0]}" for t in tasks for m in metrics] + ["images"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    shown = set()
+    for s in spec["solvers"]:
+        recs = [records.get((t["key"], s["key"])) for t in tasks]
+        if any(r is None for r in recs):
+            missing = [t["key"] for t, r in zip(tasks, recs) if r is None]
+            raise FileNotFoundError(f"no run record for solver {s['key']!r} on task(s) {missing}")
+        pubs = [published(numbers, (t.get("paper") or {}).get("table"), (t.get("paper") or {}).get("task"),
+                          s.get("paper_name")) for t in tasks]
+        shown.add(s.get("paper_name"))
+        nfe = "/".join(dict.fromkeys(f"{r['nfe']['per_image']:g}" for r in recs))
+        pub_nfe = next((p["NFE"] for p in pubs if "NFE" in p), None)
+        cells = [s["label"], nfe + (f" ({pub_nfe})" if pub_nfe is not None else "")]
+        for rec, pub in zip(recs, pubs):
+            for m in metrics:
+                _, pub_name, fmt, _ = METRICS[m]
+                cells.append(_cell(rec, m, fmt, False) + (f" ({fmt.format(pub[pub_name])})" if pub_name in pub else ""))
+        cells.append("/".join(dict.fromkeys(str(r["n_images"]) for r in recs)))
+        lines.append("| " + " | ".join(cells) + " |")
+    keys = [((t.get("paper") or {}).get("table"), (t.get("paper") or {}).get("task")) for t in tasks]
+    order = [r["method"] for r in numbers if (r["table"], r["task"]) in keys]
+    for method in sorted(set(order) - shown, key=order.index):
+        pubs = [published(numbers, *k, method) for k in keys]
+        pub_nfe = next((p["NFE"] for p in pubs if "NFE" in p), None)
+        cells = [f"{method} (not run here yet)", f"– ({pub_nfe})" if pub_nfe is not None else "–"]
+        for pub in pubs:
+            for m in metrics:
+                _, pub_name, fmt, _ = METRICS[m]
+                cells.append(f"– ({fmt.format(pub[pub_name])})" if pub_name in pub else "–")
+        lines.append("| " + " | ".join(cells + ["–"]) + " |")
+    lines.append("")
+    for t in tasks:
+        paper = t.get("paper") or {}
+        lines.append(f"- **{t.get('short', t['key'])}**: {t['description']}"
+                     + (f" Mirrors: {paper['setting']}." if paper.get("setting") else ""))
+    return lines + [""]
+
+
 def render_table(spec: dict, records: list[dict], numbers: list[dict]) -> str:
     by_key = {(r["task"], r["solver"]): r for r in records}
     profiles = {r["profile"] for r in records}
@@ -106,8 +150,12 @@ def render_table(spec: dict, records: list[dict], numbers: list[dict]) -> str:
              "measurement noise (role `measure`) and for each solver (role = solver name); the seeds are in "
              "the run records under `results/score/`.",
              ""]
-    for task in spec["tasks"]:
-        lines += section(task, spec["solvers"], by_key, numbers, spec.get("metrics", list(METRICS)))
+    metrics = spec.get("metrics", list(METRICS))
+    if spec.get("layout", "long") == "wide":
+        lines += wide(spec, by_key, numbers, metrics)
+    else:
+        for task in spec["tasks"]:
+            lines += section(task, spec["solvers"], by_key, numbers, metrics)
     notes = spec.get("notes")
     if notes:
         lines += ["### Notes", "", notes.strip(), ""]

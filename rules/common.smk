@@ -14,6 +14,7 @@ PROFILE = config["profile"]
 TASKS = list(config["tasks"])
 SOLVERS = list(config["solvers"])
 TABLES = list(config["tables"])
+BENCHES = list(config.get("benches", {}))
 PY = sys.executable
 
 
@@ -22,6 +23,7 @@ wildcard_constraints:
     task="|".join(TASKS),
     solver="|".join(SOLVERS),
     table="|".join(TABLES),
+    bench="|".join(BENCHES) or "^$",
 
 
 def spec(builder, *names):
@@ -36,13 +38,12 @@ def feature_weights(wildcards=None):
 
 
 def table_records(wildcards):
-    table = config["tables"][wildcards.table]
-    return expand(
-        "results/score/{profile}/{task}/{solver}/record.json",
-        profile=PROFILE,
-        task=table["tasks"],
-        solver=table["solvers"],
-    )
+    """Run records behind a table (``wildcards.table``, or a table name)."""
+    name = wildcards if isinstance(wildcards, str) else wildcards.table
+    return [
+        f"results/score/{PROFILE}/{task}/{solver}/record.json"
+        for task, solver in suite_config.table_pairs(config, name)
+    ]
 
 
 def unknown(**names):

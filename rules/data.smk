@@ -24,7 +24,7 @@ rule fetch_dataset:
         runtime=240,
         mem_mb=2000,
     shell:
-        "{PY} -m suite fetch --key {wildcards.key} --resource {params.resource:q} "
+        "{PY} -m suite --threads {threads} fetch --key {wildcards.key} --resource {params.resource:q} "
         "--dest resources/datasets --lock {LOCK} 2> {log}"
 
 
@@ -42,4 +42,4 @@ rule degrade:
         runtime=10,
         mem_mb=4000,
     shell:
-        "{PY} -m suite degrade --spec {params.spec:q} --out {output} {params.dataset} 2> {log}"
+        "{PY} -m suite --threads {threads} degrade --spec {params.spec:q} --out {output} {params.dataset} 2> {log}"

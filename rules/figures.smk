@@ -1,10 +1,46 @@
-# Figures (target `figures`): samples of every shipped generative prior with its quality gate.
+# Figures (target `figures`): samples of every shipped generative prior with its quality gate, a
+# restoration grid per task, and LATINO-PRO's prompt calibration.
 GATED = [k for k in ("pixel_ddpm", "latent_dm", "lcm") if k in CHECKPOINTS]
+FIGURE_TASKS = suite_config.figure_tasks(config)
+CALIBRATION_TASKS = suite_config.calibration_tasks(config)
 
 
 rule figures:
     input:
         expand("results/figures/prior_samples_{prior}.png", prior=GATED),
+        expand("results/figures/restoration_{task}.png", task=FIGURE_TASKS),
+        expand("results/figures/prompt_calibration_{task}.png", task=CALIBRATION_TASKS),
+
+
+rule restoration_figure:
+    input:
+        degraded=f"results/degraded/{PROFILE}/{{task}}.safetensors",
+        samples=lambda wc: [f"results/solve/{PROFILE}/{wc.task}/{s}/samples.safetensors"
+                            for s in suite_config.figure_solvers(config, wc.task)],
+    output:
+        "results/figures/restoration_{task}.png",
+    log:
+        "logs/figures/restoration_{task}.log",
+    params:
+        spec=lambda wc: spec(suite_config.restoration_spec, wc.task),
+    shell:
+        "{PY} -m suite --threads {threads} figure restoration --spec {params.spec:q} --degraded {input.degraded} --out {output} "
+        "--samples {input.samples} 2> {log}"
+
+
+rule calibration_figure:
+    input:
+        degraded=f"results/degraded/{PROFILE}/{{task}}.safetensors",
+        prior=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.prior_files(config, "latino_pro")],
+    output:
+        "results/figures/prompt_calibration_{task}.png",
+    log:
+        "logs/figures/prompt_calibration_{task}.log",
+    params:
+        spec=lambda wc: spec(suite_config.calibration_spec, wc.task),
+    threads: workflow.cores
+    shell:
+        "{PY} -m suite --threads {threads} figure calibration --spec {params.spec:q} --degraded {input.degraded} --out {output} 2> {log}"
 
 
 rule prior_gate:

@@ -15,6 +15,8 @@ rule retrain:
 
 
 rule train_network:
+    input:
+        lambda wc: [CHECKPOINTS[wc.net]["train"]["args"]["init"]] if "init" in CHECKPOINTS[wc.net]["train"]["args"] else [],
     output:
         "results/retrain/{net}.safetensors",
     log:

@@ -13,11 +13,12 @@ rule score:
         "logs/score/{profile}/{task}/{solver}.log",
     params:
         spec=lambda wc: spec(suite_config.score_spec, wc.task, wc.solver),
+    threads: 1
     resources:
         runtime=20,
         mem_mb=8000,
     shell:
-        "{PY} -m suite score --spec {params.spec:q} --degraded {input.degraded} "
+        "{PY} -m suite --threads {threads} score --spec {params.spec:q} --degraded {input.degraded} "
         "--samples {input.samples} --meta {input.meta} --out {output} 2> {log}"
 
 

@@ -14,9 +14,10 @@ rule solve:
         "results/benchmarks/solve/{profile}/{task}/{solver}.tsv"
     params:
         spec=lambda wc: spec(suite_config.solve_spec, wc.task, wc.solver),
+    threads: 1  # small batches gain little from a second thread: two solves side by side finish sooner
     resources:
         runtime=60,
         mem_mb=8000,
     shell:
-        "{PY} -m suite solve --spec {params.spec:q} --degraded {input.degraded} "
+        "{PY} -m suite --threads {threads} solve --spec {params.spec:q} --degraded {input.degraded} "
         "--samples {output.samples} --meta {output.meta} 2> {log}"

@@ -15,8 +15,24 @@ rule table:
         runtime=5,
         mem_mb=2000,
     shell:
-        "{PY} -m suite table --spec {params.spec:q} --paper-numbers {input.paper} "
+        "{PY} -m suite --threads {threads} table --spec {params.spec:q} --paper-numbers {input.paper} "
         "--out {output} {input.records} 2> {log}"
+
+
+rule bench:
+    input:
+        records=lambda wc: table_records(config["benches"][wc.bench]["table"]),
+    output:
+        "results/bench_{bench}.md",
+    log:
+        "logs/bench/{bench}.log",
+    params:
+        spec=lambda wc: spec(suite_config.bench_spec, wc.bench),
+    resources:
+        runtime=5,
+        mem_mb=2000,
+    shell:
+        "{PY} -m suite --threads {threads} bench --spec {params.spec:q} --out {output} {input.records} 2> {log}"
 
 
 rule unknown_table:

@@ -12,6 +12,7 @@ import sys
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m suite", description=__doc__)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (Snakemake passes the job's)")
     sub = ap.add_subparsers(dest="stage", required=True)
     p = sub.add_parser("fetch", help="download (or find) and verify a dataset or checkpoint file")
     p.add_argument("--key", required=True)
@@ -38,12 +39,32 @@ def main(argv=None) -> int:
     p.add_argument("--paper-numbers", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("records", nargs="+")
+    p = sub.add_parser("figure", help="restoration grid or prompt-calibration figure of a task")
+    p.add_argument("kind", choices=["restoration", "calibration"])
+    p.add_argument("--spec", required=True)
+    p.add_argument("--degraded", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--samples", nargs="*", default=[], help="the solvers' samples (restoration grid)")
+    p = sub.add_parser("bench", help="cost report over run records")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("records", nargs="+")
+    p = sub.add_parser("tune", help="pick a hyperparameter by PSNR on training digits")
+    p.add_argument("--profile", default="embedded")
+    p.add_argument("--task", required=True)
+    p.add_argument("--solver", required=True)
+    p.add_argument("--grid", required=True, help="name=v1,v2,...")
+    p.add_argument("--n", type=int, default=20, help="training digits")
+    p.add_argument("--link", nargs="*", default=[], help="name=factor: set name to factor x the grid value")
     p = sub.add_parser("check", help="validate a config file")
     p.add_argument("config")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from . import stages  # heavy imports only once the arguments are known
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     spec = json.loads(args.spec) if hasattr(args, "spec") else None
     try:
         if args.stage == "fetch":
@@ -57,6 +78,16 @@ def main(argv=None) -> int:
             stages.score(spec, args.degraded, args.samples, args.meta, args.out)
         elif args.stage == "table":
             stages.table(spec, args.records, args.paper_numbers, args.out)
+        elif args.stage == "figure" and args.kind == "restoration":
+            stages.restoration_figure(spec, args.degraded, args.samples, args.out)
+        elif args.stage == "figure":
+            stages.calibration_figure(spec, args.degraded, args.out)
+        elif args.stage == "bench":
+            stages.bench(spec, args.records, args.out)
+        elif args.stage == "tune":
+            from .tune import tune
+            links = {k: float(f) for k, f in (a.split("=", 1) for a in args.link)}
+            print(json.dumps(tune(args.profile, args.task, args.solver, args.grid, args.n, links=links)["chosen"]))
         elif args.stage == "check":
             from .config import load
             cfg = load(args.config)

@@ -66,8 +66,9 @@ def check(cfg: dict, schema_path: Path = CONFIG_DIR / "schema.yaml") -> dict:
             raise ValueError(f"task {name!r}: unknown operator {task['operator']['name']!r}; "
                              f"valid operators: {', '.join(sorted(OPERATORS))}")
     for name in cfg["solvers"]:
-        if name not in SOLVERS:
-            raise ValueError(f"unknown solver {name!r} in the config; valid solvers: {', '.join(sorted(SOLVERS))}")
+        if module_name(cfg, name) not in SOLVERS:
+            raise ValueError(f"unknown solver {module_name(cfg, name)!r} in the config; "
+                             f"valid solvers: {', '.join(sorted(SOLVERS))}")
     for tname, table in cfg["tables"].items():
         for t in table["tasks"]:
             if t not in cfg["tasks"]:
@@ -135,17 +136,42 @@ def dataset_recipe(cfg: dict, task: str) -> dict:
     return {"key": t["dataset"], **require(cfg, "datasets", t["dataset"])}
 
 
+FAMILY_OF_PRIOR = {"pixel": "pixel", "latent": "latent", "consistency": "latent"}
+
+
+def applies(cfg: dict, task: str, solver: str) -> bool:
+    """Whether a solver runs on a task: a diffusion solver only on the tasks of its prior's family
+    (prior-free baselines run everywhere)."""
+    from suite.registry import solver_module
+    kind = getattr(solver_module(module_name(cfg, solver)), "USES_PRIOR", False)
+    return not kind or FAMILY_OF_PRIOR[kind] == require(cfg, "tasks", task).get("family", "pixel")
+
+
+def table_pairs(cfg: dict, name: str) -> list[tuple[str, str]]:
+    """The (task, solver) runs behind a table."""
+    table = require(cfg, "tables", name)
+    return [(t, s) for t in table["tasks"] for s in table["solvers"] if applies(cfg, t, s)]
+
+
+def module_name(cfg: dict, solver: str) -> str:
+    """The registry name behind a configured solver row."""
+    return require(cfg, "solvers", solver).get("module", solver)
+
+
 def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     s = require(cfg, "solvers", solver)
     hyper = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}
     from suite.registry import solver_module
-    out = {**degrade_spec(cfg, task), "solver": solver, "hyper": hyper, "device": cfg["device"]}
-    kind = getattr(solver_module(solver), "USES_PRIOR", False)
+    out = {**degrade_spec(cfg, task), "solver": solver, "module": module_name(cfg, solver), "hyper": hyper,
+           "device": cfg["device"], "solver_images": min(s.get("n_images", cfg["n_images"]), cfg["n_images"])}
+    kind = getattr(solver_module(out["module"]), "USES_PRIOR", False)
     if kind:
         if kind not in cfg.get("priors", {}):
             raise ValueError(f"solver {solver!r} needs a {kind} prior, but profile {cfg['profile']!r} names none "
                              f"(config key priors.{kind})")
         out["priors"] = {kind: cfg["priors"][kind]}
+        if kind != "pixel" and "image_text" in cfg["priors"]:
+            out["priors"]["image_text"] = cfg["priors"]["image_text"]
     return out
 
 
@@ -153,8 +179,11 @@ def prior_files(cfg: dict, solver: str) -> list[str]:
     """Shipped weight files behind a solver's prior: inputs of its solve jobs (retraining reruns them)."""
     from priors.registry import prior_files as files
     from suite.registry import solver_module
-    kind = getattr(solver_module(solver), "USES_PRIOR", False)
-    return files(cfg["priors"][kind]) if kind else []
+    kind = getattr(solver_module(module_name(cfg, solver)), "USES_PRIOR", False)
+    if not kind:
+        return []
+    names = [cfg["priors"][kind]] + ([cfg["priors"]["image_text"]] if kind != "pixel" and "image_text" in cfg["priors"] else [])
+    return [f for n in names for f in files(n)]
 
 
 def score_spec(cfg: dict, task: str, solver: str) -> dict:
@@ -164,7 +193,13 @@ def score_spec(cfg: dict, task: str, solver: str) -> dict:
         features.update(path=str(ROOT / ck["path"]), sha256=ck["sha256"])
         if "feature_rms" in ck:
             features["feature_rms"] = ck["feature_rms"]
-    return {**solve_spec(cfg, task, solver), "features": features}
+    return {**solve_spec(cfg, task, solver), "features": features, "label": cfg["solvers"][solver]["label"]}
+
+
+def bench_spec(cfg: dict, name: str) -> dict:
+    bench = require(cfg, "benches", name)
+    require(cfg, "tables", bench["table"])
+    return {"name": name, "title": bench["title"], "table": bench["table"]}
 
 
 def table_spec(cfg: dict, name: str) -> dict:
@@ -172,7 +207,41 @@ def table_spec(cfg: dict, name: str) -> dict:
     return {
         "name": name, "title": table["title"], "profile": cfg["profile"],
         "feature_note": cfg.get("feature_note", ""), "notes": table.get("notes", ""),
-        "tasks": [{"key": t, **require(cfg, "tasks", t)} for t in table["tasks"]],
+        "tasks": [{"key": t, **require(cfg, "tasks", t),
+                   "solvers": [s for s in table["solvers"] if applies(cfg, t, s)]} for t in table["tasks"]],
         "solvers": [{"key": s, "label": cfg["solvers"][s]["label"],
                      "paper_name": cfg["solvers"][s].get("paper_name")} for s in table["solvers"]],
+        "layout": table["layout"], "metrics": table.get("metrics", ["psnr", "ssim", "lpips", "fid", "kid"]),
     }
+
+
+def figure_solvers(cfg: dict, task: str) -> list[str]:
+    """Solvers shown in a task's restoration grid: every solver of the tables that list the task."""
+    out = []
+    for table in cfg["tables"].values():
+        if task in table["tasks"]:
+            out += [s for s in table["solvers"] if s not in out and applies(cfg, task, s)]
+    return out
+
+
+def figure_tasks(cfg: dict) -> list[str]:
+    return list(dict.fromkeys(t for table in cfg["tables"].values() for t in table["tasks"]))
+
+
+def restoration_spec(cfg: dict, task: str) -> dict:
+    t = require(cfg, "tasks", task)
+    return {"task": task, "title": t["title"], "n_images": cfg["n_images"],
+            "labels": [cfg["solvers"][s]["label"] for s in figure_solvers(cfg, task)]}
+
+
+def calibration_tasks(cfg: dict) -> list[str]:
+    """Tasks of the prompt-calibration figure: the latent tasks on which LATINO-PRO is configured."""
+    if "latino_pro" not in cfg["solvers"] or "latino" not in cfg["solvers"]:
+        return []
+    return [t for t in figure_tasks(cfg) if applies(cfg, t, "latino_pro") and "latino_pro" in figure_solvers(cfg, t)]
+
+
+def calibration_spec(cfg: dict, task: str, n_images: int = 4, n_samples: int = 3) -> dict:
+    return {"task": task, "title": require(cfg, "tasks", task)["title"], "n_images": n_images,
+            "n_samples": n_samples, "latino": solve_spec(cfg, task, "latino"),
+            "latino_pro": solve_spec(cfg, task, "latino_pro")}

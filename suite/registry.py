@@ -11,6 +11,8 @@ SOLVERS = {
     "dps": "baselines.dps",
     "ldps": "baselines.ldps",
     "psld": "baselines.psld",
+    "p2l": "baselines.p2l",
+    "treg": "baselines.treg",
     "latino": "methods.latino",
     "latino_pro": "methods.latino_pro",
     "ud2m": "methods.ud2m",

@@ -18,6 +18,7 @@ from metrics.accounting import git_revision, stopwatch
 from metrics.features import feature_space
 from report.records import SCHEMA_ID, validate_record
 from . import io
+from .config import ROOT
 from .registry import solver_module
 from .seeding import generators, seed_for
 
@@ -46,26 +47,39 @@ def degrade(spec: dict, out: str, dataset_file: str | None = None) -> None:
                      metadata={"task": name, "profile": spec["profile"]})
 
 
+def with_prompts(hyper: dict, labels: torch.Tensor, task: str) -> dict:
+    """hyper with ``prompts`` as one string per image: 'true_caption' (the oracle rows: each image's own
+    caption) or one prompt for every image."""
+    hyper = dict(hyper)
+    prompts = hyper.get("prompts")
+    if prompts == "true_caption":
+        if (labels < 0).any():
+            raise ValueError(f"task {task!r} has no labels, so 'true_caption' prompts are not available")
+        hyper["prompts"] = [caption(int(label)) for label in labels]
+    elif isinstance(prompts, str):
+        hyper["prompts"] = [prompts] * len(labels)
+    return hyper
+
+
 def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     """Run one solver on all measurements of a task, as one batch; record NFE, time and memory."""
-    data = io.read_tensors(degraded)
+    data = _first(io.read_tensors(degraded), spec.get("solver_images"))
     task, name, solver = spec["task_spec"], spec["task"], spec["solver"]
-    module = solver_module(solver)
+    module = solver_module(spec.get("module", solver))
     device = spec.get("device", "cpu")
     x_shape = data["x"].shape[1:]
     op = physics.build_operator(task["operator"], x_shape, task["sigma_y"])
     kind = getattr(module, "USES_PRIOR", False)
-    prior = None
+    prior, load_s = None, 0.0
     if kind:
         from priors.registry import load_prior
-        prior = load_prior(kind, spec.get("priors", {})).to(device)
+        with stopwatch(device) as loading:
+            prior = load_prior(kind, spec.get("priors", {})).to(device)
+        load_s = loading["wall_time_s"]
+        log.info("%s prior %s loaded and sha256-verified in %.2f s", kind, spec["priors"], load_s)
     index = data["index"].tolist()
     gens = generators(spec["profile"], name, solver, index, device)
-    hyper = dict(spec.get("hyper", {}))
-    if hyper.get("prompts") == "true_caption":            # the oracle rows: each image's own caption
-        if (data["labels"] < 0).any():
-            raise ValueError(f"task {name!r} has no labels, so 'true_caption' prompts are not available")
-        hyper["prompts"] = [caption(int(label)) for label in data["labels"]]
+    hyper = with_prompts(spec.get("hyper", {}), data["labels"], name)
     y = data["y"].to(device)
     with stopwatch(device) as t:
         x_hat = module.solve(y, op, prior, generator=gens, **hyper)
@@ -74,15 +88,26 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     nfe_total = int(getattr(prior, "nfe", 0))
     meta = {"wall_time_s": t["wall_time_s"], "peak_memory_mb": t["peak_memory_mb"],
             "nfe_total": nfe_total, "nfe_per_image": nfe_total / len(index),
+            "autoencoder_calls_per_image": getattr(prior, "ae_calls", 0) / len(index), "prior_load_s": load_s,
             "seeds": [seed_for(spec["profile"], name, solver, i) for i in index]}
+    if prior is not None:       # the network calls alone: the cost no loop can avoid (priors/calls.py)
+        from priors.calls import bare_seconds
+        meta["network_calls"] = {k: int(v) for k, v in prior.calls.summary().items()}
+        meta["bare_network_s"] = bare_seconds(prior.calls, device)
     log.info("%s on %s: %d images in %.1f s", solver, name, len(index), t["wall_time_s"])
     io.write_tensors(out_samples, {"x_hat": x_hat.float().cpu(), "index": data["index"]})
     io.write_json(out_meta, meta)
 
 
+def _first(data: dict, n: int | None) -> dict:
+    """The first n images of a degraded set (a solver configured with fewer images than its task)."""
+    return data if n is None else {k: v[:n] for k, v in data.items()}
+
+
 def score(spec: dict, degraded: str, samples: str, meta: str, out_record: str) -> None:
     """Per-image PSNR / SSIM / LPIPS and set-level FID / KID; assemble and validate the run record."""
     data, est, run = io.read_tensors(degraded), io.read_tensors(samples), io.read_json(meta)
+    data = _first(data, spec.get("solver_images"))
     if not torch.equal(data["index"], est["index"]):
         raise ValueError(f"{samples} does not hold the images of {degraded}")
     x, x_hat = data["x"], est["x_hat"]
@@ -96,13 +121,15 @@ def score(spec: dict, degraded: str, samples: str, meta: str, out_record: str) -
     record = {
         "schema": SCHEMA_ID,
         "profile": spec["profile"], "task": spec["task"], "solver": spec["solver"],
-        "config": spec, "git_revision": git_revision(),
+        "config": spec, "git_revision": git_revision(ROOT),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "n_images": len(x), "seeds": {"measure": [seed_for(spec["profile"], spec["task"], "measure", i)
                                                   for i in per_image["index"]],
                                       "solver": run["seeds"]},
         "nfe": {"per_image": run["nfe_per_image"], "total": run["nfe_total"]},
         "wall_time_s": run["wall_time_s"], "peak_memory_mb": run["peak_memory_mb"],
+        "cost": {k: run[k] for k in ("autoencoder_calls_per_image", "network_calls", "bare_network_s", "prior_load_s")
+                 if k in run},
         "feature_space": fs.description,
         "per_image": per_image, "metrics": summary,
     }
@@ -117,3 +144,58 @@ def table(spec: dict, records: list[str], paper_numbers: str, out: str) -> None:
     recs = [validate_record(io.read_json(r)) for r in records]
     io.write_text(out, render_table(spec, recs, load_paper_numbers(paper_numbers)))
     log.info("wrote %s from %d run records", out, len(recs))
+
+
+def bench(spec: dict, records: list[str], out: str) -> None:
+    """Render ``results/bench_<name>.md`` from the run records of a table."""
+    from report.bench import render_bench
+    recs = [validate_record(io.read_json(r)) for r in records]
+    io.write_text(out, render_bench(spec["title"], recs))
+
+
+def restoration_figure(spec: dict, degraded: str, samples: list[str], out: str) -> None:
+    from report.figures import restoration_grid
+    data = io.read_tensors(degraded)
+    estimates = {}
+    for label, path in zip(spec["labels"], samples):
+        est = io.read_tensors(path)
+        estimates[label] = est["x_hat"]
+    n = min(min(len(e) for e in estimates.values()), 6)
+    restoration_grid(spec["title"], data["x"][:n], data["y"][:n], {k: v[:n] for k, v in estimates.items()}, out, n)
+
+
+def calibration_figure(spec: dict, degraded: str, out: str) -> None:
+    """LATINO and LATINO-PRO on the first images of a task, and prior samples with the initial and the
+    calibrated prompt (seeded from the solver seeds of those images)."""
+    from methods import latino, latino_pro
+    from priors.registry import load_prior
+    from priors.sampling import consistency_sample
+    from report.figures import measurement_image, prompt_calibration
+    n = spec["n_images"]
+    data = _first(io.read_tensors(degraded), n)
+    lp, la = spec["latino_pro"], spec["latino"]
+    op = physics.build_operator(lp["task_spec"]["operator"], data["x"].shape[1:], lp["task_spec"]["sigma_y"])
+    prior = load_prior("consistency", lp["priors"]).to(lp.get("device", "cpu"))
+    index = data["index"].tolist()
+    y = data["y"].to(lp.get("device", "cpu"))
+    hyper = with_prompts(lp["hyper"], data["labels"], lp["task"])
+    x_pro, c = latino_pro.solve_with_prompt(y, op, prior, generator=generators(lp["profile"], lp["task"], "latino_pro", index),
+                                            **hyper)
+    x_la = latino.solve(y, op, prior, generator=generators(la["profile"], la["task"], "latino", index),
+                        **with_prompts(la["hyper"], data["labels"], la["task"]))
+    prompts = hyper.get("prompts") or [latino.GENERIC_PROMPT] * len(index)
+    c0 = prior.embed(prompts)
+    z_shape = prior.latent_shape(data["x"].shape[1:])
+    rows = []
+    y_img = measurement_image(data["y"], data["x"].shape)
+    for i in range(len(index)):
+        g = torch.Generator().manual_seed(seed_for(lp["profile"], lp["task"], "prompt_figure", index[i]))
+        k = spec["n_samples"]
+        s0 = consistency_sample(prior, c0[i:i + 1].expand(k, -1, -1), (k, *z_shape), generator=g)
+        g = torch.Generator().manual_seed(seed_for(lp["profile"], lp["task"], "prompt_figure", index[i]))
+        s1 = consistency_sample(prior, c[i:i + 1].expand(k, -1, -1), (k, *z_shape), generator=g)
+        rows.append({"truth": data["x"][i], "measurement": y_img[i], "latino": x_la[i].cpu(),
+                     "latino_pro": x_pro[i].cpu(), "samples_initial": s0.cpu(), "samples_calibrated": s1.cpu()})
+    prompt_calibration(rows, out, f"Prompt calibration, {spec['title']}: prior samples with the initial prompt "
+                                  f"'{prompts[0]}' and with the prompt LATINO-PRO calibrated on the measurement "
+                                  "(same noise)")

@@ -30,6 +30,17 @@ class FixedTokens:
         return torch.stack(out)
 
 
+class TinyImageTower(torch.nn.Module):
+    """A stand-in image-text model: unit vectors in the 8-d token space of ``FixedTokens``."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(64, 8)
+
+    def forward(self, x):
+        return torch.nn.functional.normalize(self.proj(x.flatten(1)), dim=-1)
+
+
 @pytest.fixture(scope="session")
 def tiny_consistency_prior():
     """A tiny random latent consistency prior: 1 x 8 x 8 images <-> 4 x 4 x 4 latents."""
@@ -43,4 +54,4 @@ def tiny_consistency_prior():
                                 block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=8,
                                 attention_head_dim=2, norm_num_groups=4)
-    return ConsistencyPrior(vae, unet, 1.0, FixedTokens())
+    return ConsistencyPrior(vae, unet, 1.0, FixedTokens(), image_encoder=TinyImageTower())

@@ -20,7 +20,7 @@ def test_bad_configs_name_the_problem():
     base = sc.load(sc.CONFIG_DIR / "embedded.yaml")
     cfg = copy.deepcopy(base)
     cfg["tables"]["deblur"]["solvers"].append("dps")
-    with pytest.raises(ValueError, match="table 'deblur' lists unknown solver 'dps'; configured solvers: pinv, admm_tv"):
+    with pytest.raises(ValueError, match="table 'deblur' lists unknown solver 'dps'; configured solvers: pinv, admm_tv, latino_pro"):
         sc.check(cfg)
     cfg = copy.deepcopy(base)
     cfg["tasks"]["deblur_gaussian"]["operator"]["name"] = "blur"
@@ -74,12 +74,56 @@ def test_record_validation():
 def test_table_puts_published_beside_measured():
     cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
     spec = sc.table_spec(cfg, "deblur")
-    records = [_record(t["key"], s["key"]) for t in spec["tasks"] for s in spec["solvers"]]
+    records = [_record(t, s) for t, s in sc.table_pairs(cfg, "deblur")]
+    assert ("deblur_gaussian", "latino") in sc.table_pairs(cfg, "deblur")
+    assert ("px_deblur_gaussian", "latino") not in sc.table_pairs(cfg, "deblur")   # latent solver, pixel task
     numbers = load_paper_numbers(sc.ROOT / "report/paper_numbers.csv")
     assert published(numbers, "latino_pro", "deblur_gaussian", "LATINO") == {"FID": 20.03, "PSNR": 26.25, "NFE": 8}
     text = render_table(spec, records, numbers)
     assert "| ADMM-TV | 0 | 20.00 ± 1.00 |" in text
-    assert "| LATINO (not run here yet) | – (8) | – (26.25) |" in text
+    assert "| LATINO (8 steps) | 0 (8) | 20.00 ± 1.00 (26.25) |" in text
+    assert "| LATINO, true caption (oracle) | 0 | 20.00 ± 1.00 |" in text       # no published row: no number
     assert "| DDRM (not run here yet) | – (20) | – (36.73) |" in text
     with pytest.raises(FileNotFoundError, match="no run record for solver 'admm_tv'"):
         render_table(spec, records[:1], numbers)
+
+
+def test_wide_table_mirrors_the_latino_pro_slide():
+    cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
+    spec = sc.table_spec(cfg, "latino_pro")
+    records = [_record(t, s, psnr=21.0) for t, s in sc.table_pairs(cfg, "latino_pro")]
+    text = render_table(spec, records, load_paper_numbers(sc.ROOT / "report/paper_numbers.csv"))
+    assert "| Method | NFE | Deblur FID ↓ | Deblur PSNR ↑ | SR x16 FID ↓ | SR x16 PSNR ↑ | images |" in text
+    assert "| LATINO-PRO | 0 (68) | 3.00 (18.37) | 21.00 (26.82) | 3.00 (30.40) | 21.00 (21.52) | 2 |" in text
+    assert "| P2L | 0 (2000) | 3.00 (85.80) |" in text
+    assert "(not run here yet)" not in text                                      # every published row is run
+
+
+def test_bench_divides_wall_time_by_bare_network_time():
+    from report.bench import render_bench
+    rec = _record("sr16", "latino")
+    rec["wall_time_s"] = 10.5
+    rec["cost"] = {"autoencoder_calls_per_image": 16, "network_calls": {"denoiser": 8},
+                   "bare_network_s": {"denoiser": 6.0, "decoder": 4.0}}
+    text = render_bench("t", [rec, _record("sr16", "pinv")])
+    assert "| sr16 | latino | 2 | 5.25 | 0 | 16 | denoiser 8 | 10.0 | 10.5 | 1.050 |" in text
+    assert "– (no network)" in text
+
+
+def test_solver_rows_can_share_a_module_and_use_fewer_images():
+    cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
+    oracle = sc.solve_spec(cfg, "sr16", "latino_true_caption")
+    assert oracle["module"] == "latino" and oracle["hyper"]["prompts"] == "true_caption"
+    assert sc.solve_spec(cfg, "sr16", "ldps")["solver_images"] < cfg["n_images"]
+    assert sc.solve_spec(cfg, "sr16", "treg")["priors"] == {"latent": "latent_dm", "image_text": "similarity"}
+    bad = copy.deepcopy(cfg)
+    bad["solvers"]["latino_true_caption"]["module"] = "latinoo"
+    with pytest.raises(ValueError, match="unknown solver 'latinoo'"):
+        sc.check(bad)
+
+
+def test_tune_grid_parsing():
+    from suite.tune import parse_grid
+    assert parse_grid("delta=0.1,1,3") == ("delta", [0.1, 1.0, 3.0])
+    with pytest.raises(ValueError, match="name=v1,v2"):
+        parse_grid("delta")

@@ -33,6 +33,17 @@ def test_split_is_fixed_stratified_and_disjoint():
 PINNED_TEST_SPLIT = "90cfdd5bf635733e"
 
 
+def test_every_prefix_of_test_images_is_class_balanced():
+    """The file is sorted by class: without interleaving, the first 100 test digits would all be zeros."""
+    _, labels = digits("test", 32, 10)
+    assert labels.tolist() == list(range(10))
+    _, labels = digits("test", 32, 100)
+    assert np.bincount(labels.numpy()).tolist() == [10] * 10
+    _, l_all = digits("test", 32, 1000)
+    _, l_idx = digits("test", 32)
+    assert sorted(l_all.tolist()) == sorted(l_idx.tolist())       # the same set, another order
+
+
 def test_images_sizes_range_and_captions():
     x32, l32 = digits("test", 32, 10)
     x64, l64 = digits("test", 64, 10)

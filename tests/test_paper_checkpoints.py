@@ -157,6 +157,9 @@ def test_clip(fetched):
     inputs = processor(text=["a cat"], images=[torch.rand(3, 32, 32)], return_tensors="pt", padding=True,
                        do_rescale=False)
     assert model(**inputs).logits_per_image.shape == (1, 1)
+    features = paper.CLIPImageFeatures(model, processor)       # TReg's image tower, on [0, 1] grey images
+    f = features(torch.rand(2, 1, 20, 20))
+    assert f.shape == (2, 16) and torch.allclose(f.norm(dim=-1), torch.ones(2), atol=1e-5)
 
 
 def test_tampered_checkpoint_file_is_refused(fetched):

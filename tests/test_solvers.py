@@ -71,7 +71,7 @@ def test_pinv_recovers_noiseless_well_posed_problems():
         pinv.solve(op.A(x), op, rcond=2)
 
 
-FAST = {"dps": {"steps": 10}, "ldps": {"steps": 10}, "psld": {"steps": 10}, "latino_pro": {"sapg_iterations": 1}}
+FAST = {"dps": {"steps": 10}, "ldps": {"steps": 10}, "psld": {"steps": 10}, "p2l": {"steps": 10}, "treg": {"steps": 20}, "latino_pro": {"sapg_iterations": 1}}
 
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
@@ -93,7 +93,7 @@ def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consist
 
 
 def test_unknown_solver_lists_valid_names():
-    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, latino, latino_pro, ldps, pinv, psld, ud2m"):
+    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, latino, latino_pro, ldps, p2l, pinv, psld, treg, ud2m"):
         solver_module("dps2")
 
 

@@ -1,0 +1,32 @@
+"""``results/bench_<name>.md``: what each solver costs, against the network calls it cannot avoid.
+
+Per (task, solver) run record: seconds per image, NFE, autoencoder calls per image, and the
+overhead ratio = solve wall time / the time of the same network calls made bare (each call
+signature timed alone on random inputs of the same shapes, in the same run; ``priors/calls.py``).
+A ratio near 1 means the loop around the networks costs nothing; the prox, CG and bookkeeping are
+what push it above.
+"""
+from __future__ import annotations
+
+
+def render_bench(title: str, records: list[dict]) -> str:
+    lines = [f"# {title}", "",
+             "Overhead = solve wall time / time of the same network calls made bare (denoiser, encoder, decoder; "
+             "forward, and backward where the solver differentiates through them), timed alone in the same job. "
+             "Batched calls: all images of a task run as one batch. Prior load: reading and sha256-checking the "
+             "shipped weights, building the networks.", "",
+             "| task | solver | images | s / image | NFE / image | autoencoder calls / image | network calls (batched) "
+             "| bare network s | wall s | overhead | prior load s |", "|" + "---|" * 11]
+    for r in records:
+        cost = r.get("cost", {})
+        bare = sum(cost.get("bare_network_s", {}).values())
+        calls = ", ".join(f"{k} {v}" for k, v in cost.get("network_calls", {}).items()) or "–"
+        ratio = f"{r['wall_time_s'] / bare:.3f}" if bare > 0 else "– (no network)"
+        lines.append(f"| {r['task']} | {r['config'].get('label', r['solver'])} | {r['n_images']} "
+                     f"| {r['wall_time_s'] / r['n_images']:.3g} | {r['nfe']['per_image']:g} "
+                     f"| {cost.get('autoencoder_calls_per_image', 0):g} | {calls} | {bare:.1f} "
+                     f"| {r['wall_time_s']:.1f} | {ratio} | {cost.get('prior_load_s', 0):.2f} |")
+    profile = {r["profile"] for r in records}
+    lines += ["", f"Profile {', '.join(sorted(profile))}; device {records[0]['config'].get('device', 'cpu')}; "
+              f"git revision `{records[0]['git_revision']}`.", ""]
+    return "\n".join(lines)

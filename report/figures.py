@@ -1,0 +1,64 @@
+"""Figures of the solver runs: restoration grids and LATINO-PRO's prompt calibration.
+
+``restoration_grid``: rows = test images, columns = truth, measurement (shown at the image size:
+A^T y for down-sampling, y otherwise) and each solver's estimate.
+``prompt_calibration``: the talk's figure; prior samples (4-step consistency sampling) drawn with
+the initial prompt and with the prompt LATINO-PRO calibrated on a measurement, beside that
+measurement, the truth and the two restorations.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def _show(ax, img: torch.Tensor, title: str | None = None):
+    ax.imshow(img.squeeze(0).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def measurement_image(y: torch.Tensor, x_shape, op=None) -> torch.Tensor:
+    """The measurement as an image of the truth's size (nearest up-sampling of a smaller y)."""
+    if y.shape[-2:] == tuple(x_shape[-2:]):
+        return y
+    return torch.nn.functional.interpolate(y, size=tuple(x_shape[-2:]), mode="nearest")
+
+
+def image_grid(rows: list[list[torch.Tensor]], cols: list[str], title: str, out: str) -> None:
+    """Grey images in a grid, column titles on the first row, saved to ``out``."""
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.1 * len(cols), 1.15 * len(rows) + 0.5), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            _show(axes[i, j], img, cols[j] if i == 0 else None)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+
+
+def restoration_grid(title: str, x: torch.Tensor, y: torch.Tensor, estimates: dict[str, torch.Tensor],
+                     out: str, n: int = 6) -> None:
+    n = min(n, len(x))
+    y_img = measurement_image(y[:n], x.shape)
+    rows = [[x[i], y_img[i]] + [e[i] for e in estimates.values()] for i in range(n)]
+    image_grid(rows, ["truth", "measurement"] + list(estimates), title, out)
+
+
+def prompt_calibration(rows: list[dict], out: str, title: str) -> None:
+    """``rows``: dicts with truth, measurement, latino, latino_pro (images) and samples_initial /
+    samples_calibrated (k images each)."""
+    k = rows[0]["samples_initial"].shape[0]
+    cols = ["truth", "measurement", "LATINO", "LATINO-PRO"] + [f"prior, initial c ({i + 1})" for i in range(k)] \
+        + [f"prior, calibrated c ({i + 1})" for i in range(k)]
+    grid = [[r["truth"], r["measurement"], r["latino"], r["latino_pro"], *r["samples_initial"], *r["samples_calibrated"]]
+            for r in rows]
+    image_grid(grid, cols, title, out)
