@@ -8,6 +8,7 @@ measurement, the truth and the two restorations.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -38,7 +39,7 @@ def image_grid(rows: list[list[torch.Tensor]], cols: list[str], title: str, out:
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
             _show(axes[i, j], img, cols[j] if i == 0 else None)
-    fig.suptitle(title, fontsize=8)
+    fig.suptitle(textwrap.fill(title, width=int(18 * len(cols))), fontsize=8)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150)
