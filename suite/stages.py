@@ -154,12 +154,10 @@ def bench(spec: dict, records: list[str], out: str) -> None:
 
 
 def restoration_figure(spec: dict, degraded: str, samples: list[str], out: str) -> None:
+    """Truth, measurement and every solver's estimate for the first images all solvers ran on (at most 6)."""
     from report.figures import restoration_grid
     data = io.read_tensors(degraded)
-    estimates = {}
-    for label, path in zip(spec["labels"], samples):
-        est = io.read_tensors(path)
-        estimates[label] = est["x_hat"]
+    estimates = {label: io.read_tensors(path)["x_hat"] for label, path in zip(spec["labels"], samples)}
     n = min(min(len(e) for e in estimates.values()), 6)
     restoration_grid(spec["title"], data["x"][:n], data["y"][:n], {k: v[:n] for k, v in estimates.items()}, out, n)
 
