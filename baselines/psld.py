@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from physics.base import standard_normal
 from methods.latino import GENERIC_PROMPT
-from priors.diffusion import ddim_step, tweedie
+from priors.diffusion import ddim_step, descending_steps, tweedie
 
 PAPER_NAME = "PSLD"
 USES_PRIOR = "latent"
@@ -27,26 +26,22 @@ def latent_posterior_sampling(y, op, prior, generator, prompts, steps: int, omeg
     step, lets P2L move the prompt embedding."""
     B = y.shape[0]
     c = prior.embed(list(prompts or [GENERIC_PROMPT] * B))
-    z_shape = prior.latent_shape(op.A_dagger(y[:1], rcond=0.03).shape[1:])
-    abar = prior.abar
-    ts = list(range(999, -1, -(1000 // steps)))
-    z = standard_normal((B, *z_shape), generator, dtype=y.dtype, device=y.device)
+    z = prior.noise_like_latents(op, y, generator)
     Aty = op.A_adjoint(y) if gamma else None
-    for t, t_next in zip(ts, ts[1:] + [-1]):
+    for t, a_t, a_next in descending_steps(prior.abar, steps):
         if update_prompt is not None:
             c = update_prompt(z, t, c)
-        a_next = abar[t_next] if t_next >= 0 else torch.ones((), dtype=abar.dtype, device=abar.device)
         with torch.enable_grad():
             z_in = z.detach().requires_grad_(True)
             eps = prior.eps(z_in, t, c)
-            z0 = tweedie(z_in, eps, abar[t])
+            z0 = tweedie(z_in, eps, a_t)
             x0 = prior.decode(z0)
             loss = omega * (y - op.A(x0)).flatten(1).norm(dim=1)
             if gamma:
                 glued = prior.encode((Aty + x0 - op.A_adjoint(op.A(x0))).clamp(0, 1))
                 loss = loss + gamma * (glued - z0).flatten(1).norm(dim=1)
             grad, = torch.autograd.grad(loss.sum(), z_in)
-        z = (ddim_step(z0.detach(), eps.detach(), abar[t], a_next) - grad).detach()
+        z = (ddim_step(z0.detach(), eps.detach(), a_t, a_next) - grad).detach()
     return prior.decode(z).clamp(0, 1)
 
 

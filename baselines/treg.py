@@ -21,7 +21,7 @@ import torch
 
 from physics.base import conjugate_gradient, standard_normal
 from methods.latino import GENERIC_PROMPT
-from priors.diffusion import ddim_step, tweedie
+from priors.diffusion import ddim_step, descending_steps, tweedie
 
 PAPER_NAME = "TReg"
 USES_PRIOR = "latent"
@@ -53,14 +53,10 @@ def solve(y, op, prior, *, generator=None, prompts=None, null_prompt: str = "", 
     B = y.shape[0]
     c = prior.embed(list(prompts or [GENERIC_PROMPT] * B))
     uc = prior.embed([null_prompt] * B)
-    z_shape = prior.latent_shape(op.A_dagger(y[:1], rcond=0.03).shape[1:])
-    abar = prior.abar
-    ts = list(range(999, -1, -(1000 // steps)))
-    z = standard_normal((B, *z_shape), generator, dtype=y.dtype, device=y.device)
-    for k, (t, t_next) in enumerate(zip(ts, ts[1:] + [-1])):
-        a_next = abar[t_next] if t_next >= 0 else torch.ones((), dtype=abar.dtype, device=abar.device)
+    z = prior.noise_like_latents(op, y, generator)
+    for k, (t, a_t, a_next) in enumerate(descending_steps(prior.abar, steps)):
         eps = prior.eps_cfg(z, t, c, uc, w)
-        z0 = tweedie(z, eps, abar[t])
+        z0 = tweedie(z, eps, a_t)
         if k % dc_every == 0 and k < dc_until:
             x0y = data_consistency(prior.decode(z0), y, op, cg_lambda, cg_steps).clamp(0, 1)
             z0y = prior.encode(x0y)
@@ -70,5 +66,5 @@ def solve(y, op, prior, *, generator=None, prompts=None, null_prompt: str = "", 
             n = standard_normal(z.shape, generator, dtype=z.dtype, device=z.device)
             z = a_next.sqrt() * zbar0 + (1 - a_next) * eps + ((1 - a_next) * a_next).sqrt() * n
         else:
-            z = ddim_step(z0, eps, abar[t], a_next)
+            z = ddim_step(z0, eps, a_t, a_next)
     return prior.decode(z0).clamp(0, 1)

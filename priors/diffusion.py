@@ -43,3 +43,14 @@ def ddim_step(x0_hat: torch.Tensor, eps_hat: torch.Tensor, abar_t, abar_next, et
             raise ValueError("ddim_step with eta > 0 needs noise")
         out = out + s * noise
     return out
+
+
+def descending_steps(abar: torch.Tensor, steps: int):
+    """(t, abar_t, abar_next) over the uniform grid T-1, T-1-T/steps, ..., with abar_next = 1 after the
+    last step (the grid of the latent samplers: LDPS, PSLD, P2L, TReg)."""
+    T = len(abar)
+    ts = list(range(T - 1, -1, -(T // steps)))
+    one = torch.ones((), dtype=abar.dtype, device=abar.device)
+    for t, t_next in zip(ts, ts[1:] + [-1]):
+        yield t, abar[t], abar[t_next] if t_next >= 0 else one
+

@@ -53,6 +53,12 @@ class LatentDiffusionPrior:
         self.abar = self.abar.to(device)
         return self
 
+    def noise_like_latents(self, op, y: torch.Tensor, generator) -> torch.Tensor:
+        """Standard normal latents (per-item generators) for the images behind the measurements y."""
+        from physics.base import standard_normal
+        z_shape = self.latent_shape(op.A_dagger(y[:1], rcond=0.03).shape[1:])
+        return standard_normal((y.shape[0], *z_shape), generator, dtype=y.dtype, device=y.device)
+
     def latent_shape(self, image_shape) -> tuple[int, ...]:
         """(C, h, w) of the latents of (C', H, W) images."""
         factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
