@@ -15,6 +15,7 @@ include: "rules/priors.smk"
 include: "rules/solve.smk"
 include: "rules/score.smk"
 include: "rules/tables.smk"
+include: "rules/w2.smk"
 include: "rules/figures.smk"
 
 
@@ -22,3 +23,4 @@ rule all:
     input:
         expand("results/table_{table}.md", table=TABLES),
         expand("results/bench_{bench}.md", bench=BENCHES),
+        expand("results/table_w2_{grid}.md", grid=W2_GRIDS),

@@ -45,8 +45,8 @@ class ChainGradient:
     """The denoise hook of a SAPG pass: the consistency step, keeping z0_hat(z_{t_i}, c) differentiable
     in c, and the per-token-normalised gradient of each Gaussian transition once z_{t_{i+1}} exists."""
 
-    def __init__(self, prior, c: torch.Tensor):
-        self.prior, self.c = prior, c.detach()
+    def __init__(self, prior, c: torch.Tensor, last_t: int | None = None):
+        self.prior, self.c, self.last_t = prior, c.detach(), last_t
         self.grad = torch.zeros_like(self.c)
         self.prev = None
 
@@ -58,6 +58,9 @@ class ChainGradient:
                 log_p = -(z_t - abar[t].sqrt() * z0_prev).pow(2).flatten(1).sum(1) / (2 * (1 - abar[t]))
                 g, = torch.autograd.grad(log_p.sum(), c_var)
             self.grad += g / g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        if t == self.last_t:                       # no transition follows the pass's last step: no graph
+            self.prev = None
+            return self.prior.x0(z_t, t, self.c)
         with torch.enable_grad():
             c_var = self.c.clone().requires_grad_(True)
             z0 = tweedie(z_t, self.prior.eps(z_t, t, c_var), abar[t])
@@ -78,7 +81,7 @@ def calibrate(y, op, prior, *, generator=None, prompts=None, sapg_iterations: in
     x = initial_estimate(y, op, init)
     total = torch.zeros_like(c)
     for m in range(sapg_iterations):
-        hook = ChainGradient(prior, c)
+        hook = ChainGradient(prior, c, STEPS[4][-1])
         x = latino_pass(x, y, op, prior, c, STEPS[4], gamma, generator, "prox", denoise=hook)
         total = total + hook.grad if accumulate else hook.grad
         total[:, :frozen_tokens] = 0

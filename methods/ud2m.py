@@ -53,14 +53,33 @@ def unfolded_modules(x_t, t, y, op, prior, K: int, generator, lam: float = 1.0, 
     return x
 
 
+def f_psi(y, op, kind: str = "pinv") -> torch.Tensor:
+    """x^(0) in [-1, 1]: the truncated A^dagger y ('pinv', the paper's f_psi without RAM) or y ('y')."""
+    if kind not in ("pinv", "y"):
+        raise ValueError(f"unknown warm_start {kind!r}; valid: 'pinv', 'y'")
+    return 2 * (op.A_dagger(y, rcond=0.03) if kind == "pinv" else y).clamp(0, 1) - 1
+
+
+def adapt(prior, adapter: str, K: int) -> tuple[float, str]:
+    """Put a shipped UD2M distillation on the prior (in place, once); return its learnt lambda and the
+    warm start it was trained with."""
+    from priors.lora import load_adapter
+    psi, card = load_adapter(prior, adapter)
+    if card.get("K") != K:
+        raise ValueError(f"adapter {adapter!r} was distilled for K = {card.get('K')} modules, not K = {K}")
+    return psi["lam"], card.get("warm_start", "pinv")
+
+
 @torch.no_grad()
 def solve(y, op, prior, *, generator=None, K: int = 3, N: int = 3, eta: float = 0.8, lam: float = 1.0,
-          warm_start: str = "pinv") -> torch.Tensor:
+          warm_start: str = "pinv", adapter: str | None = None) -> torch.Tensor:
+    """``adapter``: a shipped UD2M distillation (LoRA + learnt lambda, ``priors/ud2m_distill.py``) put on
+    the prior; without it the modules run the plain prior (an untrained UD2M)."""
     if K < 1 or N < 1:
         raise ValueError(f"UD2M needs K >= 1 and N >= 1, got K={K}, N={N}")
-    if warm_start not in ("pinv", "y"):
-        raise ValueError(f"unknown warm_start {warm_start!r}; valid: 'pinv', 'y'")
-    x_init = 2 * (op.A_dagger(y, rcond=0.03) if warm_start == "pinv" else y).clamp(0, 1) - 1
+    if adapter is not None:
+        lam, warm_start = adapt(prior, adapter, K)
+    x_init = f_psi(y, op, warm_start)
     abar, beta = prior.abar.to(y), betas().to(y)
     ts = time_grid(N)
     x_t = standard_normal(x_init.shape, generator, dtype=y.dtype, device=y.device)

@@ -28,11 +28,12 @@ class LPIPS:
         if x.ndim == 5:
             B, T = x.shape[:2]
             return self(x_hat.flatten(0, 1), x.flatten(0, 1), batch_size).reshape(B, T).mean(1)
-        out = [self._distance(a.clamp(0, 1).float(), b.clamp(0, 1).float())
+        out = [self.distance(a.clamp(0, 1).float(), b.clamp(0, 1).float())
                for a, b in zip(x_hat.split(batch_size), x.split(batch_size))]
         return torch.cat(out).double().cpu().numpy()
 
-    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Differentiable per-item distance (a training loss: UD2M's perceptual term)."""
         if self.model is not None:
             if a.shape[1] == 1:
                 a, b = a.expand(-1, 3, -1, -1), b.expand(-1, 3, -1, -1)

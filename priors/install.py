@@ -38,6 +38,8 @@ def install(src: Path, name: str, train_module: str, train_args: dict, needs: li
     if src.resolve() != dest.resolve():
         shutil.copyfile(src, dest)
     card = card_of(dest)
+    if src.with_suffix(".md").exists() and src.resolve() != dest.resolve():     # a card written by the trainer
+        shutil.copyfile(src.with_suffix(".md"), dest.with_suffix(".md"))
     entries = yaml.safe_load(checkpoints.read_text())
     entry = {"path": str(dest.relative_to(ROOT)), "sha256": sha256_of(dest), "card": f"priors/weights/{name}.md"}
     entry.update({k: card[k] for k in CARRIED if k in card})

@@ -49,3 +49,17 @@ def consistency_sample(prior, c: torch.Tensor, shape, steps=(999, 749, 499, 249)
             break
         z = add_noise(z0, torch.randn(z.shape, generator=generator).to(device), prior.abar[t_next])
     return prior.decode(z0).clamp(0, 1)
+
+
+@torch.no_grad()
+def lcm_scheduler_sample(prior, c: torch.Tensor, shape, n_steps: int = 4,
+                         generator: torch.Generator | None = None) -> torch.Tensor:
+    """The same multistep consistency sampling through diffusers' ``LCMScheduler`` (its timesteps, its
+    boundary scalings); a fresh scheduler per chain, since the scheduler counts its steps."""
+    from diffusers import LCMScheduler
+    sched = LCMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    sched.set_timesteps(n_steps)
+    z = torch.randn(tuple(shape), generator=generator)
+    for t in sched.timesteps:
+        z = sched.step(prior.eps(z, t, c), t, z, generator=generator).prev_sample
+    return prior.decode(z).clamp(0, 1)   # the last step returns the denoised latent

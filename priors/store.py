@@ -36,9 +36,14 @@ def verify_sha256(path: str | os.PathLike, expected: str | None) -> str:
 
 def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict | None = None) -> str:
     """Write ``model.state_dict()`` as safetensors atomically (temporary name, then rename); return sha256."""
+    return save_tensors(model.state_dict(), path, metadata)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> str:
+    """Write named tensors as safetensors atomically (temporary name, then rename); return sha256."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:

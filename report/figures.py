@@ -63,3 +63,15 @@ def prompt_calibration(rows: list[dict], out: str, title: str) -> None:
     grid = [[r["truth"], r["measurement"], r["latino"], r["latino_pro"], *r["samples_initial"], *r["samples_calibrated"]]
             for r in rows]
     image_grid(grid, cols, title, out)
+
+
+def posterior_grid(x: torch.Tensor, y_img: torch.Tensor, samples: torch.Tensor, out: str, title: str) -> None:
+    """The talk's MNIST figure: per row a test image, its measurement, ``samples`` (n, S, C, H, W) drawn for
+    it, their mean and their standard deviation (scaled by the largest std of the figure, stated in the
+    column title)."""
+    mean, std = samples.mean(1), samples.std(1)
+    scale = float(std.max().clamp_min(1e-8))
+    S = samples.shape[1]
+    rows = [[x[i], y_img[i], *samples[i], mean[i], std[i] / scale] for i in range(len(x))]
+    image_grid(rows, ["truth", "measurement"] + [f"sample {j + 1}" for j in range(S)]
+               + ["mean", f"std (max {scale:.2f})"], title, out)

@@ -10,6 +10,7 @@ rule figures:
         expand("results/figures/prior_samples_{prior}.png", prior=GATED),
         expand("results/figures/restoration_{task}.png", task=FIGURE_TASKS),
         expand("results/figures/prompt_calibration_{task}.png", task=CALIBRATION_TASKS),
+        expand("results/figures/posterior_{grid}.png", grid=POSTERIOR_GRIDS),
 
 
 rule restoration_figure:

@@ -4,7 +4,7 @@
 rule solve:
     input:
         degraded="results/degraded/{profile}/{task}.safetensors",
-        prior=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.prior_files(config, wc.solver)],
+        prior=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.prior_files(config, wc.solver, wc.task)],
     output:
         samples="results/solve/{profile}/{task}/{solver}/samples.safetensors",
         meta="results/solve/{profile}/{task}/{solver}/meta.json",

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("records", nargs="+")
     p = sub.add_parser("figure", help="restoration grid or prompt-calibration figure of a task")
-    p.add_argument("kind", choices=["restoration", "calibration"])
+    p.add_argument("kind", choices=["restoration", "calibration", "posterior"])
     p.add_argument("--spec", required=True)
     p.add_argument("--degraded", required=True)
     p.add_argument("--out", required=True)
@@ -49,6 +49,15 @@ def main(argv=None) -> int:
     p.add_argument("--spec", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("records", nargs="+")
+    p = sub.add_parser("w2cell", help="UD2M's conditional W2 for one K and every N of a grid")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--degraded", required=True)
+    p.add_argument("--out", required=True)
+    p = sub.add_parser("w2table", help="the K x N grid of conditional W2 beside the published one")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--paper-numbers", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("cells", nargs="*")
     p = sub.add_parser("tune", help="pick a hyperparameter by PSNR on training digits")
     p.add_argument("--profile", default="embedded")
     p.add_argument("--task", required=True)
@@ -80,10 +89,19 @@ def main(argv=None) -> int:
             stages.table(spec, args.records, args.paper_numbers, args.out)
         elif args.stage == "figure" and args.kind == "restoration":
             stages.restoration_figure(spec, args.degraded, args.samples, args.out)
+        elif args.stage == "figure" and args.kind == "posterior":
+            from .w2grid import posterior_figure
+            posterior_figure(spec, args.degraded, args.out)
         elif args.stage == "figure":
             stages.calibration_figure(spec, args.degraded, args.out)
         elif args.stage == "bench":
             stages.bench(spec, args.records, args.out)
+        elif args.stage == "w2cell":
+            from .w2grid import cells
+            cells(spec, args.degraded, args.out)
+        elif args.stage == "w2table":
+            from .w2grid import table
+            table(spec, args.cells, args.paper_numbers, args.out)
         elif args.stage == "tune":
             from .tune import tune
             links = {k: float(f) for k, f in (a.split("=", 1) for a in args.link)}

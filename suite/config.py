@@ -175,14 +175,19 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     return out
 
 
-def prior_files(cfg: dict, solver: str) -> list[str]:
-    """Shipped weight files behind a solver's prior: inputs of its solve jobs (retraining reruns them)."""
+def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
+    """Shipped weight files behind a solver's prior (and, given the task, its adapter: UD2M's distillation):
+    inputs of its solve jobs (retraining reruns them)."""
     from priors.registry import prior_files as files
     from suite.registry import solver_module
     kind = getattr(solver_module(module_name(cfg, solver)), "USES_PRIOR", False)
     if not kind:
         return []
     names = [cfg["priors"][kind]] + ([cfg["priors"]["image_text"]] if kind != "pixel" and "image_text" in cfg["priors"] else [])
+    if task is not None:
+        s = require(cfg, "solvers", solver)
+        adapter = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}.get("adapter")
+        names += [adapter] if adapter else []
     return [f for n in names for f in files(n)]
 
 
@@ -245,3 +250,50 @@ def calibration_spec(cfg: dict, task: str, n_images: int = 4, n_samples: int = 3
     return {"task": task, "title": require(cfg, "tasks", task)["title"], "n_images": n_images,
             "n_samples": n_samples, "latino": solve_spec(cfg, task, "latino"),
             "latino_pro": solve_spec(cfg, task, "latino_pro")}
+
+
+def w2_grid(cfg: dict, name: str) -> dict:
+    grid = require(cfg, "w2_grids", name)
+    require(cfg, "tasks", grid["task"])
+    return grid
+
+
+def w2_trained_K(cfg: dict, name: str) -> list[int]:
+    """The K of a grid that have a distilled adapter (the others are reported as not run)."""
+    grid = w2_grid(cfg, name)
+    return [k for k in grid["K"] if grid["adapters"].get(k) or grid["adapters"].get(str(k))]
+
+
+def w2_degrade_spec(cfg: dict, name: str) -> dict:
+    grid = w2_grid(cfg, name)
+    return {**degrade_spec(cfg, grid["task"]), "n_images": grid.get("n_images", cfg["n_images"])}
+
+
+def w2_cell_spec(cfg: dict, name: str, K: int) -> dict:
+    grid = w2_grid(cfg, name)
+    adapters = {int(k): v for k, v in grid["adapters"].items()}
+    return {**w2_degrade_spec(cfg, name), "K": int(K), "N": grid["N"], "adapter": adapters.get(int(K)),
+            "priors": {"pixel": cfg["priors"]["pixel"]}}
+
+
+def w2_table_spec(cfg: dict, name: str) -> dict:
+    grid = w2_grid(cfg, name)
+    return {"name": name, "title": grid["title"], "task": grid["task"], "K": grid["K"], "N": grid["N"],
+            "n_images": grid.get("n_images", cfg["n_images"]), "paper_table": grid["paper_table"], "notes": grid.get("notes", "")}
+
+
+def w2_files(cfg: dict, name: str, K) -> list[str]:
+    """Weights behind one K of a grid: the pixel prior, its adapter, the W2 embedding."""
+    from priors.registry import prior_files as files
+    spec = w2_cell_spec(cfg, name, K)
+    names = [cfg["priors"]["pixel"], "w2_embedding"] + ([spec["adapter"]] if spec["adapter"] else [])
+    return [f for n in names for f in files(n)]
+
+
+def w2_figure_spec(cfg: dict, name: str) -> dict | None:
+    """The posterior figure of a grid (its ``figure`` key), or None without one or without that K's adapter."""
+    grid = w2_grid(cfg, name)
+    fig = grid.get("figure")
+    if not fig or fig["K"] not in w2_trained_K(cfg, name):
+        return None
+    return {**w2_cell_spec(cfg, name, fig["K"]), "figure": fig}

@@ -59,3 +59,18 @@ def test_w2_embedding_inputs_and_shipped_weights():
     x, _ = digits("test", 32, 50)
     z = model.embed(x)
     assert z.shape == (50, 12) and torch.isfinite(z).all()
+
+
+def test_lcm_scheduler_sampling_is_multistep_consistency_sampling(tiny_consistency_prior):
+    """diffusers' LCMScheduler (the gate's sampler) and the suite's consistency sampler are the same chain:
+    equal outputs from equal noise, chain after chain (a scheduler that kept its step count between chains
+    once made the gate re-noise every chain after the first)."""
+    from priors.sampling import consistency_sample, lcm_scheduler_sample
+    prior = tiny_consistency_prior
+    c = prior.embed(["a photo of a handwritten digit 3"]).expand(2, -1, -1)
+    for n_steps, steps in ((4, (999, 759, 499, 259)), (8, (999, 879, 759, 639, 499, 379, 259, 139))):
+        g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+        for _ in range(2):
+            a = lcm_scheduler_sample(prior, c, (2, 4, 4, 4), n_steps, g1)
+            b = consistency_sample(prior, c, (2, 4, 4, 4), steps, g2)
+            assert torch.allclose(a, b, atol=1e-5)

@@ -1,0 +1,63 @@
+"""LoRA adapters on a frozen pixel denoiser (peft), as UD2M fine-tunes its diffusion prior.
+
+    W x  ->  W x + (alpha / r) B A x,   A in R^{r x d_in}, B in R^{d_out x r}, W frozen,
+
+on the attention projections (the official code's ``qkv`` and ``proj_out``; ``to_q``, ``to_k``, ``to_v``,
+``to_out.0`` in diffusers), rank 5, alpha 1.5. peft initialises B = 0, so an untrained adapter is the
+prior itself (the official code draws A and B Xavier-normal, which starts away from the prior).
+An adapter file holds the LoRA tensors and the method's learnt scalars (names starting with ``psi.``).
+"""
+from __future__ import annotations
+
+import torch
+
+TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+def add_lora(unet: torch.nn.Module, rank: int = 5, alpha: float = 1.5, targets=TARGETS) -> list[torch.nn.Parameter]:
+    """Inject LoRA layers into ``unet`` in place; freeze the rest; return the trainable LoRA parameters."""
+    from peft import LoraConfig, inject_adapter_in_model
+    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets)), unet)
+    params = []
+    for name, p in unet.named_parameters():
+        p.requires_grad_("lora_" in name)
+        if "lora_" in name:
+            params.append(p)
+    if not params:
+        raise ValueError(f"no layer of {type(unet).__name__} matches the LoRA targets {targets}")
+    return params
+
+
+def lora_state(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in unet.state_dict().items() if "lora_" in k}
+
+
+def load_adapter(prior, name: str) -> tuple[dict[str, float], dict]:
+    """Put the shipped adapter ``name`` (config/checkpoints.yaml) on ``prior.unet``: see ``apply_adapter``."""
+    from suite.config import ROOT, checkpoint
+    ck = checkpoint(name)
+    return apply_adapter(prior, ROOT / ck["path"], ck["sha256"], name)
+
+
+def apply_adapter(prior, path, sha256: str | None, name: str = "adapter") -> tuple[dict[str, float], dict]:
+    """Put the adapter file ``path`` (sha256-checked) on ``prior.unet`` in place; return its learnt scalars and
+    its training card. The prior keeps counting the adapted network's calls."""
+    import json
+    from safetensors import safe_open
+    from .store import verify_sha256
+    verify_sha256(path, sha256)
+    with safe_open(str(path), "pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys()}
+        card = json.loads((f.metadata() or {}).get("card", "{}"))
+    add_lora(prior.unet, card.get("rank", 5), card.get("alpha", 1.5))
+    lora = {k: v for k, v in state.items() if not k.startswith("psi.")}
+    missing = set(lora_state(prior.unet)) - set(lora)
+    try:
+        unexpected = prior.unet.load_state_dict(lora, strict=False).unexpected_keys
+    except RuntimeError as err:                                  # shapes differ
+        raise ValueError(f"{name} does not fit the prior's network: {str(err).splitlines()[1].strip()}") from None
+    if missing or unexpected:
+        raise ValueError(f"{name} does not fit the prior's network: missing {sorted(missing)[:3]}, "
+                         f"unexpected {sorted(unexpected)[:3]}")
+    prior.unet.requires_grad_(False).eval()
+    return {k[4:]: float(v) for k, v in state.items() if k.startswith("psi.")}, card

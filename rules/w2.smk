@@ -1,0 +1,74 @@
+# UD2M's MNIST study: a K x N grid of conditional W2 (results/table_w2_<grid>.md). One job per K
+# (its distilled adapter, every N); the grid's task is degraded on its own number of test digits.
+W2_GRIDS = list(config.get("w2_grids", {}))
+
+
+wildcard_constraints:
+    grid="|".join(W2_GRIDS) or "^$",
+
+
+rule w2_degrade:
+    output:
+        "results/w2/{profile}/{grid}/degraded.safetensors",
+    log:
+        "logs/w2/{profile}/{grid}/degrade.log",
+    params:
+        spec=lambda wc: spec(suite_config.w2_degrade_spec, wc.grid),
+    shell:
+        "{PY} -m suite degrade --spec {params.spec:q} --out {output} 2> {log}"
+
+
+rule w2_cell:
+    input:
+        degraded="results/w2/{profile}/{grid}/degraded.safetensors",
+        weights=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.w2_files(config, wc.grid, wc.K)],
+    output:
+        "results/w2/{profile}/{grid}/K{K}.json",
+    log:
+        "logs/w2/{profile}/{grid}/K{K}.log",
+    params:
+        spec=lambda wc: spec(suite_config.w2_cell_spec, wc.grid, wc.K),
+    threads: 2
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    shell:
+        "{PY} -m suite --threads {threads} w2cell --spec {params.spec:q} --degraded {input.degraded} "
+        "--out {output} 2> {log}"
+
+
+rule w2_table:
+    input:
+        cells=lambda wc: expand("results/w2/{profile}/{grid}/K{K}.json", profile=PROFILE, grid=wc.grid,
+                                K=suite_config.w2_trained_K(config, wc.grid)),
+        paper=f"{workflow.basedir}/report/paper_numbers.csv",
+    output:
+        "results/table_w2_{grid}.md",
+    log:
+        "logs/table/w2_{grid}.log",
+    params:
+        spec=lambda wc: spec(suite_config.w2_table_spec, wc.grid),
+    shell:
+        "{PY} -m suite w2table --spec {params.spec:q} --paper-numbers {input.paper} --out {output} "
+        "{input.cells} 2> {log}"
+
+
+ruleorder: w2_table > unknown_table
+
+
+POSTERIOR_GRIDS = [g for g in W2_GRIDS if suite_config.w2_figure_spec(config, g)]
+
+
+rule posterior_figure:
+    input:
+        degraded="results/w2/" + PROFILE + "/{grid}/degraded.safetensors",
+        weights=lambda wc: [str(suite_config.ROOT / f) for f in
+                            suite_config.w2_files(config, wc.grid, config["w2_grids"][wc.grid]["figure"]["K"])],
+    output:
+        "results/figures/posterior_{grid}.png",
+    log:
+        "logs/figures/posterior_{grid}.log",
+    params:
+        spec=lambda wc: spec(suite_config.w2_figure_spec, wc.grid),
+    shell:
+        "{PY} -m suite figure posterior --spec {params.spec:q} --degraded {input.degraded} --out {output} 2> {log}"

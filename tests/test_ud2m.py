@@ -1,0 +1,108 @@
+"""UD2M's distillation pieces: LoRA adapters on the pixel denoiser, the trainer's gradients, the adapter files."""
+import pytest
+import torch
+
+import physics
+from methods import ud2m
+from priors.lora import add_lora, apply_adapter
+from priors.pixel_ddpm import PixelDiffusionPrior, build_unet
+from priors.store import save_tensors
+from priors.ud2m_distill import Discriminator, distill, split
+
+
+def tiny_prior(seed=0):
+    torch.manual_seed(seed)
+    return PixelDiffusionPrior(build_unet(sample_size=16, block_out_channels=(8, 8, 8), norm_num_groups=4,
+                                          attention_head_dim=4))
+
+
+def test_an_untrained_adapter_is_the_prior_itself():
+    plain, adapted = tiny_prior(), tiny_prior()
+    params = add_lora(adapted.unet)
+    assert params and all(p.requires_grad for p in params)
+    assert not any(p.requires_grad for n, p in adapted.unet.named_parameters() if "lora_" not in n)
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([500, 500])
+    with torch.no_grad():
+        assert torch.allclose(plain.eps(x, t), adapted.eps(x, t), atol=1e-6)
+
+
+def test_distillation_trains_lora_and_lambda_and_the_adapter_file_round_trips(tmp_path):
+    prior = tiny_prior()
+    op = physics.build_operator({"name": "downsampling", "factor": 4}, (1, 16, 16), 0.05)
+    x = torch.rand(40, 1, 16, 16)
+    tensors, card = distill(prior, op, x, K=2, steps=4, batch_size=4, lr=1e-2)
+    lora_b = [v for k, v in tensors.items() if "lora_B" in k]
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b)            # gradients reached the adapter
+    assert tensors["psi.lam"].item() != 1.0                               # and the learnt lambda
+    assert card["K"] == 2 and card["final_d_avg100"] > 0
+    from priors.ud2m_distill import model_card
+    text = model_card({**card, "task": "sr4", "base": "pixel_ddpm", "base_sha256": "0" * 64, "n_train": 40,
+                       "n_val": 2, "val_psnr_N3": 20.0, "val_psnr_untrained_N3": 19.0, "command": "python -m x"})
+    assert "K = 2" in text and "20.00 dB distilled; 19.00 dB" in text
+    path = tmp_path / "adapter.safetensors"
+    sha = save_tensors(tensors, path, metadata={"card": __import__("json").dumps(card)})
+    fresh = tiny_prior()
+    psi, loaded = apply_adapter(fresh, path, sha)
+    assert psi["lam"] == pytest.approx(tensors["psi.lam"].item()) and loaded["K"] == 2
+    xt, t = torch.randn(2, 1, 16, 16), torch.tensor([300, 300])
+    with torch.no_grad():
+        assert torch.allclose(fresh.eps(xt, t), prior.eps(xt, t), atol=1e-6)
+    with pytest.raises(ValueError, match="does not fit"):
+        apply_adapter(PixelDiffusionPrior(build_unet(sample_size=16, block_out_channels=(8, 8, 16),
+                                                     norm_num_groups=4, attention_head_dim=4)), path, sha)
+
+
+def test_discriminator_and_validation_split():
+    D = Discriminator(size=16)
+    assert D(torch.randn(3, 1, 16, 16), torch.randn(3, 1, 16, 16)).shape == (3,)
+    x = torch.arange(100.0).view(100, 1, 1, 1)
+    train, val = split(x)
+    assert len(val) == 5 and len(train) == 95 and not set(val.flatten().tolist()) & set(train.flatten().tolist())
+
+
+def test_solve_refuses_an_adapter_distilled_for_another_k(monkeypatch, tmp_path):
+    prior = tiny_prior()
+    add_lora(prior.unet)
+    from priors.lora import lora_state
+    path = tmp_path / "a.safetensors"
+    sha = save_tensors({**lora_state(prior.unet), "psi.lam": torch.ones(1)}, path,
+                       metadata={"card": '{"K": 2}'})
+    monkeypatch.setattr("suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    op = physics.build_operator({"name": "downsampling", "factor": 4}, (1, 16, 16), 0.05)
+    y = op.measure(torch.rand(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="distilled for K = 2"):
+        ud2m.solve(y, op, tiny_prior(), K=3, N=1, adapter="x")
+
+
+def test_w2_grid_cells_measure_nfe_and_the_table_sets_the_published_grid_beside(tmp_path):
+    """One K of the MNIST grid on 8 test digits (plain prior, no adapter): NFE per image = K x N as counted
+    by the prior; the table holds measured and published cells and marks a K without adapter."""
+    from suite import config as sc, stages, w2grid, io
+    cfg = sc.select({"profile": "embedded"})
+    cfg["w2_grids"]["mnist"].update(n_images=8, N=[1, 2], K=[1, 2], adapters={})
+    degraded = tmp_path / "degraded.safetensors"
+    stages.degrade(sc.w2_degrade_spec(cfg, "mnist"), str(degraded))
+    cell = tmp_path / "K1.json"
+    w2grid.cells(sc.w2_cell_spec(cfg, "mnist", 1), str(degraded), str(cell))
+    rows = io.read_json(cell)["rows"]
+    assert [r["nfe_per_image"] for r in rows] == [1, 2]
+    assert all(r["w2"] >= 0 and r["psnr"] > 5 for r in rows)
+    out = tmp_path / "table.md"
+    w2grid.table(sc.w2_table_spec(cfg, "mnist"), [str(cell)], str(sc.ROOT / "report" / "paper_numbers.csv"), str(out))
+    text = out.read_text()
+    assert f"| 1 | {rows[0]['w2']:.2f} (6.91) | {rows[1]['w2']:.2f} (5.16) |" in text
+    assert "| 2 | no adapter yet (3.65) | no adapter yet (2.25) |" in text
+
+
+def test_posterior_figure_draws_samples_mean_and_std(tmp_path, monkeypatch):
+    from suite import config as sc, stages, w2grid
+    cfg = sc.select({"profile": "embedded"})
+    cfg["w2_grids"]["mnist"].update(n_images=3)
+    degraded = tmp_path / "degraded.safetensors"
+    stages.degrade(sc.w2_degrade_spec(cfg, "mnist"), str(degraded))
+    monkeypatch.setattr("priors.lora.load_adapter", lambda prior, name: ({"lam": 1.0}, {"K": 1}))
+    spec = {**sc.w2_cell_spec(cfg, "mnist", 1), "adapter": "stand-in",
+            "figure": {"K": 1, "N": 2, "n_images": 2, "n_samples": 3}}
+    out = tmp_path / "posterior.png"
+    w2grid.posterior_figure(spec, str(degraded), str(out))
+    assert out.stat().st_size > 1000
