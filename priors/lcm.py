@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .diffusion import ddim_step, tweedie
 from .latent import consistency_output
 from .schedules import alpha_bar
-from .training import ema_update, optimizer_step
+from .training import train_step
 
 
 def consistency_fn(unet, z, t, c, abar):
@@ -66,11 +66,7 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
             tgt = consistency_fn(target, z_prev, t_prev, c, abar)
         pred = consistency_fn(student, z_t, t, c, abar)
         loss = (((pred - tgt) ** 2).flatten(1).mean(1) + huber_c**2).sqrt().mean() - huber_c
-        optimizer_step(opt, loss, student.parameters())
-        ema_update(target, student, ema_decay)
-        losses.append(loss.item())
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.5f}")
+        train_step(opt, loss, student, target, ema_decay, losses, bar, step, window=100, digits=5)
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "guidance_w": w, "skip": skip,
             "ema_decay": ema_decay, "huber_c": huber_c, "seed": seed, "wall_time_s": round(time.time() - t0, 1),
             "final_loss_avg100": sum(losses[-100:]) / len(losses[-100:])}

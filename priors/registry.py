@@ -1,14 +1,15 @@
 """Which prior a solver gets: ``load_prior(kind, profile_priors)``.
 
 A solver module declares ``USES_PRIOR`` = 'pixel' (eps(x_t, t) on [-1, 1] images), 'latent'
-(encode / decode / embed / eps(z_t, t, c)) or 'consistency' (adds x0(z_t, t, c)); the profile's
-``priors`` config names the checkpoint behind each kind, so a solver never knows its profile.
+(encode / decode / embed / eps(z_t, t, c)), 'consistency' (adds x0(z_t, t, c)) or 'bridge' (I2SB's
+eps(x_n, n) with its bridge schedule, one network per task); the profile's ``priors`` config names the
+checkpoint behind each kind, so a solver never knows its profile.
 """
 from __future__ import annotations
 
 from suite.config import checkpoint
 
-KINDS = ("pixel", "latent", "consistency")
+KINDS = ("pixel", "latent", "consistency", "bridge")
 # ``priors.image_text`` (optional) names the image-text model attached to the latent priors
 # (``prior.image_features``; TReg's adaptive negation).
 
@@ -31,7 +32,7 @@ def load_prior(kind: str, priors: dict):
     if kind not in priors:
         raise ValueError(f"the profile names no {kind} prior (config key priors.{kind})")
     prior = _load(priors[kind])
-    if kind != "pixel" and "image_text" in priors:
+    if kind in ("latent", "consistency") and "image_text" in priors:
         prior.image_encoder = load_image_text(priors["image_text"])
     return prior
 
@@ -54,6 +55,9 @@ def _load(name: str):
     if name in ("latent_dm", "lcm"):
         from .latent_dm import load_latent_dm
         return load_latent_dm(name)
+    if name.startswith("i2sb_"):
+        from .bridge_training import load_bridge
+        return load_bridge(name)
     from . import paper
     loaders = {"adm_imagenet256_uncond": paper.load_adm_imagenet256, "sd15": paper.load_sd15,
                "sd15_lcm_lora": lambda: paper.load_sd15(lcm_lora=True), "sdxl_dmd2": paper.load_sdxl_dmd2}

@@ -46,13 +46,50 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
         eps = torch.randn(x0.shape, generator=g)
         a = abar[t].view(-1, *([1] * (x0.ndim - 1)))
         loss = F.mse_loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, **kwargs).sample, eps)
-        optimizer_step(opt, loss, unet.parameters())
+        train_step(opt, loss, unet, ema, ema_decay, losses, bar, step)
         sched.step()
-        ema_update(ema, unet, ema_decay)
-        losses.append(loss.item())
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-200:]) / len(losses[-200:]):.4f}")
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
             "wall_time_s": round(time.time() - t0, 1), "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:]),
             "parameters": sum(p.numel() for p in unet.parameters())}
     return ema, card
+
+
+def train_step(opt: torch.optim.Optimizer, loss: torch.Tensor, model: torch.nn.Module, ema: torch.nn.Module,
+               ema_decay: float, losses: list, bar, step: int, window: int = 200, digits: int = 4) -> None:
+    """One optimiser step on ``model``, the EMA update, and the running mean loss on the progress bar."""
+    optimizer_step(opt, loss, model.parameters())
+    ema_update(ema, model, ema_decay)
+    losses.append(loss.item())
+    if step % 50 == 0:
+        bar.set_postfix(loss=f"{sum(losses[-window:]) / len(losses[-window:]):.{digits}f}")
+
+
+def task_parser(doc: str, steps: int, lr: float):
+    """The command line shared by the per-task trainers (UD2M adapters, I2SB bridges)."""
+    import argparse
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--task", required=True, help="a pixel-family task of the embedded profile")
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=lr, help="AdamW learning rate")
+    ap.add_argument("--seed", type=int, default=0)
+    return ap
+
+
+def task_data(task: str, every: int = 20):
+    """(operator, training digits, validation digits) of an embedded task: the train split, every
+    ``every``-th digit of it (class-sorted, so class-balanced) held out for validation."""
+    import physics
+    from datasets import digits
+    from suite.config import degrade_spec, select
+    spec = degrade_spec(select({"profile": "embedded"}), task)["task_spec"]
+    x, _ = digits("train", spec["image_size"])
+    return (physics.build_operator(spec["operator"], x.shape[1:], spec["sigma_y"]), *holdout(x, every))
+
+
+def holdout(x: torch.Tensor, every: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training, validation): every ``every``-th item held out."""
+    val = torch.zeros(len(x), dtype=torch.bool)
+    val[::every] = True
+    return x[~val], x[val]

@@ -136,14 +136,20 @@ def dataset_recipe(cfg: dict, task: str) -> dict:
     return {"key": t["dataset"], **require(cfg, "datasets", t["dataset"])}
 
 
-FAMILY_OF_PRIOR = {"pixel": "pixel", "latent": "latent", "consistency": "latent"}
+FAMILY_OF_PRIOR = {"pixel": "pixel", "latent": "latent", "consistency": "latent", "bridge": "pixel"}
 
 
 def applies(cfg: dict, task: str, solver: str) -> bool:
-    """Whether a solver runs on a task: a diffusion solver only on the tasks of its prior's family
-    (prior-free baselines run everywhere)."""
+    """Whether a solver runs on a task: a diffusion solver only on the tasks of its prior's family, a bridge
+    solver only where a bridge is trained, a row with ``tasks`` only on those (prior-free baselines run
+    everywhere)."""
     from suite.registry import solver_module
+    only = require(cfg, "solvers", solver).get("tasks")
+    if only is not None and task not in only:  # a row limited to some tasks (e.g. where an adapter is trained)
+        return False
     kind = getattr(solver_module(module_name(cfg, solver)), "USES_PRIOR", False)
+    if kind == "bridge":                      # a bridge is trained per task: only the tasks that have one
+        return task in cfg.get("priors", {}).get("bridge", {})
     return not kind or FAMILY_OF_PRIOR[kind] == require(cfg, "tasks", task).get("family", "pixel")
 
 
@@ -169,10 +175,21 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
         if kind not in cfg.get("priors", {}):
             raise ValueError(f"solver {solver!r} needs a {kind} prior, but profile {cfg['profile']!r} names none "
                              f"(config key priors.{kind})")
-        out["priors"] = {kind: cfg["priors"][kind]}
-        if kind != "pixel" and "image_text" in cfg["priors"]:
+        out["priors"] = {kind: prior_name(cfg, kind, task)}
+        if kind in ("latent", "consistency") and "image_text" in cfg["priors"]:
             out["priors"]["image_text"] = cfg["priors"]["image_text"]
     return out
+
+
+def prior_name(cfg: dict, kind: str, task: str) -> str:
+    """The checkpoint behind a prior kind; bridges (I2SB's networks) are named per task."""
+    name = cfg["priors"][kind]
+    if kind == "bridge":
+        if task not in name:
+            raise ValueError(f"no bridge network for task {task!r} (config key priors.bridge); bridges exist for: "
+                             f"{', '.join(sorted(name)) or 'none'}")
+        name = name[task]
+    return name
 
 
 def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
@@ -183,7 +200,9 @@ def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
     kind = getattr(solver_module(module_name(cfg, solver)), "USES_PRIOR", False)
     if not kind:
         return []
-    names = [cfg["priors"][kind]] + ([cfg["priors"]["image_text"]] if kind != "pixel" and "image_text" in cfg["priors"] else [])
+    if kind == "bridge":
+        return files(prior_name(cfg, kind, task)) if task is not None else []
+    names = [cfg["priors"][kind]] + ([cfg["priors"]["image_text"]] if "image_text" in cfg["priors"] and kind != "pixel" else [])
     if task is not None:
         s = require(cfg, "solvers", solver)
         adapter = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}.get("adapter")

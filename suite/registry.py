@@ -9,6 +9,8 @@ SOLVERS = {
     "ddrm": "baselines.ddrm",
     "diffpir": "baselines.diffpir",
     "dps": "baselines.dps",
+    "i2sb": "baselines.i2sb",
+    "cddb": "baselines.cddb",
     "ldps": "baselines.ldps",
     "psld": "baselines.psld",
     "p2l": "baselines.p2l",

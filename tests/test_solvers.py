@@ -71,16 +71,22 @@ def test_pinv_recovers_noiseless_well_posed_problems():
         pinv.solve(op.A(x), op, rcond=2)
 
 
-FAST = {"dps": {"steps": 10}, "ldps": {"steps": 10}, "psld": {"steps": 10}, "p2l": {"steps": 10}, "treg": {"steps": 20}, "latino_pro": {"sapg_iterations": 1}}
+FAST = {"dps": {"steps": 10}, "ldps": {"steps": 10}, "psld": {"steps": 10}, "p2l": {"steps": 10}, "treg": {"steps": 20}, "latino_pro": {"sapg_iterations": 1},
+        "i2sb": {"nfe": 5}, "cddb": {"nfe": 5}}
 
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
 def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consistency_prior):
     from priors.gaussian import GaussianPrior
     module = solver_module(name)
-    prior = {"pixel": GaussianPrior(torch.zeros(64), 0.1 * torch.eye(64), (1, 8, 8)),
-             "consistency": tiny_consistency_prior, "latent": tiny_consistency_prior,
-             False: None}[module.USES_PRIOR]
+    from priors.bridge import BridgePrior
+    from priors.pixel_ddpm import build_unet
+    torch.manual_seed(0)
+    prior = {"pixel": lambda: GaussianPrior(torch.zeros(64), 0.1 * torch.eye(64), (1, 8, 8)),
+             "consistency": lambda: tiny_consistency_prior, "latent": lambda: tiny_consistency_prior,
+             "bridge": lambda: BridgePrior(build_unet(sample_size=8, block_out_channels=(8, 8, 8), norm_num_groups=4,
+                                                      attention_head_dim=4)),
+             False: lambda: None}[module.USES_PRIOR]()
     op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
     y = op.measure(x, torch.Generator().manual_seed(9))
@@ -93,7 +99,7 @@ def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consist
 
 
 def test_unknown_solver_lists_valid_names():
-    with pytest.raises(ValueError, match="valid solvers: admm_tv, ddrm, diffpir, dps, latino, latino_pro, ldps, p2l, pinv, psld, treg, ud2m"):
+    with pytest.raises(ValueError, match="valid solvers: admm_tv, cddb, ddrm, diffpir, dps, i2sb, latino, latino_pro, ldps, p2l, pinv, psld, treg, ud2m"):
         solver_module("dps2")
 
 

@@ -7,7 +7,8 @@ from methods import ud2m
 from priors.lora import add_lora, apply_adapter
 from priors.pixel_ddpm import PixelDiffusionPrior, build_unet
 from priors.store import save_tensors
-from priors.ud2m_distill import Discriminator, distill, split
+from priors.training import holdout
+from priors.ud2m_distill import Discriminator, distill
 
 
 def tiny_prior(seed=0):
@@ -56,7 +57,7 @@ def test_discriminator_and_validation_split():
     D = Discriminator(size=16)
     assert D(torch.randn(3, 1, 16, 16), torch.randn(3, 1, 16, 16)).shape == (3,)
     x = torch.arange(100.0).view(100, 1, 1, 1)
-    train, val = split(x)
+    train, val = holdout(x)
     assert len(val) == 5 and len(train) == 95 and not set(val.flatten().tolist()) & set(train.flatten().tolist())
 
 

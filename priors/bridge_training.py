@@ -1,0 +1,75 @@
+"""Train and load the embedded I2SB bridges: one network per task, initialised from the pixel DDPM (as I2SB
+initialises from ADM), fitted on (clean, degraded) pairs of the training digits (``priors/bridge.py``).
+
+The degraded image x_1 is the task's measurement, noise included (the test-time degradation), at the
+image size. Deblurring and inpainting use the OT-ODE with beta_max = 1, the other tasks beta_max = 0.3, as
+the official training scripts.
+
+    python -m priors.bridge_training --task px_sr4 --steps 3000 --out results/retrain/i2sb_px_sr4.safetensors
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from .bridge import BridgePrior, degraded_image, train_bridge
+
+OT_ODE_OPERATORS = ("gaussian_blur", "uniform_blur", "inpainting")
+
+
+def bridge_setting(operator: str) -> dict:
+    ot = operator in OT_ODE_OPERATORS
+    return {"beta_max": 1.0 if ot else 0.3, "ot_ode": ot}
+
+
+def select_operator(task: str) -> str:
+    """The operator name of an embedded task."""
+    from suite.config import degrade_spec, select
+    return degrade_spec(select({"profile": "embedded"}), task)["task_spec"]["operator"]["name"]
+
+
+def load_bridge(name: str) -> BridgePrior:
+    """A shipped bridge (config/checkpoints.yaml, sha256-checked) with the schedule it was trained with."""
+    from safetensors import safe_open
+    from suite.config import ROOT, checkpoint
+    from .pixel_ddpm import build_unet
+    from .store import load_weights
+    ck = checkpoint(name)
+    path = ROOT / ck["path"]
+    net = load_weights(build_unet(), path, ck["sha256"])
+    with safe_open(str(path), "pt") as f:
+        card = json.loads((f.metadata() or {}).get("card", "{}"))
+    return BridgePrior(net, card["beta_max"], card["ot_ode"])
+
+
+def validation_psnr(prior: BridgePrior, op, x_val: torch.Tensor, nfe: int = 100, seed: int = 0) -> float:
+    from baselines import i2sb
+    from metrics import psnr
+    g = torch.Generator().manual_seed(seed + 1)
+    y = op.measure(x_val, g)
+    return float(psnr(i2sb.solve(y, op, prior, generator=g, nfe=nfe), x_val).mean())
+
+
+def main(argv=None):
+    from suite.config import checkpoint
+    from .pixel_ddpm import load_pixel_prior
+    from .store import save_weights
+    from .training import task_data, task_parser
+    args = task_parser(__doc__, steps=3000, lr=1e-4).parse_args(argv)
+    op, x_train, x_val = task_data(args.task)
+    g = torch.Generator().manual_seed(args.seed)
+    x1 = torch.cat([degraded_image(op.measure(b, g), b.shape) for b in x_train.split(500)])
+    setting = bridge_setting(select_operator(args.task))
+    prior = BridgePrior(load_pixel_prior().unet, **setting)
+    ema, card = train_bridge(prior.net, 2 * x_train - 1, x1, prior, steps=args.steps, batch_size=args.batch_size,
+                             lr=args.lr, seed=args.seed)
+    card.update(task=args.task, init="pixel_ddpm", init_sha256=checkpoint("pixel_ddpm")["sha256"],
+                n_train=len(x_train), n_val=len(x_val),
+                val_psnr_nfe100=round(validation_psnr(BridgePrior(ema, card["beta_max"], card["ot_ode"]), op, x_val), 3))
+    save_weights(ema, args.out, metadata={"card": json.dumps(card)})
+    print(json.dumps(card, indent=1))
+
+
+if __name__ == "__main__":
+    main()
