@@ -23,12 +23,6 @@ def bridge_setting(operator: str) -> dict:
     return {"beta_max": 1.0 if ot else 0.3, "ot_ode": ot}
 
 
-def select_operator(task: str) -> str:
-    """The operator name of an embedded task."""
-    from suite.config import degrade_spec, select
-    return degrade_spec(select({"profile": "embedded"}), task)["task_spec"]["operator"]["name"]
-
-
 def load_bridge(name: str) -> BridgePrior:
     """A shipped bridge (config/checkpoints.yaml, sha256-checked) with the schedule it was trained with."""
     from safetensors import safe_open
@@ -57,10 +51,10 @@ def main(argv=None):
     from .store import save_weights
     from .training import task_data, task_parser
     args = task_parser(__doc__, steps=3000, lr=1e-4).parse_args(argv)
-    op, x_train, x_val = task_data(args.task)
+    op, x_train, x_val, spec = task_data(args.task)
     g = torch.Generator().manual_seed(args.seed)
     x1 = torch.cat([degraded_image(op.measure(b, g), b.shape) for b in x_train.split(500)])
-    setting = bridge_setting(select_operator(args.task))
+    setting = bridge_setting(spec["operator"]["name"])
     prior = BridgePrior(load_pixel_prior().unet, **setting)
     ema, card = train_bridge(prior.net, 2 * x_train - 1, x1, prior, steps=args.steps, batch_size=args.batch_size,
                              lr=args.lr, seed=args.seed)

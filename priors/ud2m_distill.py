@@ -153,7 +153,7 @@ def main(argv=None):
     ap.add_argument("--d-output", default="logit", choices=["logit", "sigmoid"],
                     help="BCE on D's logit (the paper) or on its sigmoid (the official code)")
     args = ap.parse_args(argv)
-    op, x_train, x_val = task_data(args.task)
+    op, x_train, x_val, _ = task_data(args.task)
     ck = checkpoint("digit_net")
     fs = feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
                         "feature_rms": ck["feature_rms"]})
