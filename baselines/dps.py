@@ -3,7 +3,8 @@
     x0_hat = clip(tweedie(x_i)),  x'_{i-1} = mu_tilde(x0_hat, x_i) + sigma_tilde_i z,
     x_{i-1} = x'_{i-1} - zeta grad_{x_i} |y - A((x0_hat + 1) / 2)|
 
-on all 1000 steps (1000 NFE, each a forward and a backward pass). The norm is not squared, as the
+on all 1000 steps (1000 NFE, each a forward and a backward pass; ``steps`` < 1000 strides the chain, with
+beta_t = 1 - abar_t / abar_{t - stride}). The norm is not squared, as the
 official code; the residual is taken on [0, 1] images, so zeta here is twice the official code's
 (whose y and A act on [-1, 1] images). The DDPM variance is the fixed posterior variance beta_tilde
 (the embedded prior does not learn its variance).
@@ -14,7 +15,6 @@ import torch
 
 from physics.base import standard_normal
 from priors.diffusion import tweedie
-from priors.schedules import betas
 
 PAPER_NAME = "DPS"
 USES_PRIOR = "pixel"
@@ -23,20 +23,21 @@ USES_PRIOR = "pixel"
 def solve(y, op, prior, *, generator=None, zeta: float = 0.6, steps: int = 1000, x_shape=None) -> torch.Tensor:
     x_shape = x_shape or op.A_dagger(y).shape
     abar = prior.abar.to(y)
-    beta = betas().to(y)
-    ts = list(range(steps - 1, -1, -(1000 // steps)))
+    stride = len(abar) // steps
+    ts = list(range(len(abar) - stride, -1, -stride))        # 999, 998, ..., 0 at 1000 steps (the paper's)
     x = standard_normal(x_shape, generator, dtype=y.dtype, device=y.device)
     for t in ts:
-        a, a_prev = abar[t], abar[t - 1] if t > 0 else torch.ones((), dtype=y.dtype)
+        a, a_prev = abar[t], abar[t - stride] if t > 0 else torch.ones((), dtype=y.dtype)
+        beta_t = 1 - a / a_prev                               # beta_t itself at stride 1
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             x0_hat = tweedie(x_in, prior.eps(x_in, t), a).clamp(-1, 1)
             residual = (y - op.A((x0_hat + 1) / 2)).flatten(1).norm(dim=1)
             grad, = torch.autograd.grad(residual.sum(), x_in)
         x0_hat = x0_hat.detach()
-        mean = (a_prev.sqrt() * beta[t] / (1 - a)) * x0_hat + ((1 - beta[t]).sqrt() * (1 - a_prev) / (1 - a)) * x
+        mean = (a_prev.sqrt() * beta_t / (1 - a)) * x0_hat + ((1 - beta_t).sqrt() * (1 - a_prev) / (1 - a)) * x
         if t > 0:
-            mean = mean + ((1 - a_prev) / (1 - a) * beta[t]).sqrt() * standard_normal(x_shape, generator, dtype=y.dtype,
-                                                                                        device=y.device)
+            mean = mean + ((1 - a_prev) / (1 - a) * beta_t).sqrt() * standard_normal(x_shape, generator, dtype=y.dtype,
+                                                                                       device=y.device)
         x = (mean - zeta * grad).detach()
     return ((x + 1) / 2).clamp(0, 1)

@@ -190,11 +190,13 @@ def model_card(card: dict) -> str:
 - **Validation PSNR (one sample per digit, N = 3):** {card['val_psnr_N3']:.2f} dB distilled; {card['val_psnr_untrained_N3']:.2f} dB
   with the plain prior (the same modules before distillation).
 - **Choices:** adversarial BCE on {'the sigmoid of D (the official code)' if card.get('d_output') == 'sigmoid' else "D's logit (the paper)"};
-  lr {card['lr']} (the official 1e-4 left a 300-batch pilot's validation PSNR unchanged at this scale; with
-  sigmoid-BCE and lr 1e-3 a 1,500-batch pilot at K = 1 reached 14.14 dB and conditional W2 3.32 on the
-  validation digits, against 13.84 dB / 3.64 with the paper's BCE and 13.21 dB / 3.82 untrained).
+  lr {card['lr']}, both from pilots on `sr4_mnist` (the official 1e-4 left a 300-batch pilot's validation PSNR
+  unchanged at this scale; with sigmoid-BCE and lr 1e-3 a 1,500-batch pilot at K = 1 reached 14.14 dB and
+  conditional W2 3.32 on the validation digits, against 13.84 dB / 3.64 with the paper's BCE and 13.21 dB /
+  3.82 untrained).
 - **Scale:** the official MNIST run trains 400 epochs of 16,000 samples; this one sees
-  {card['steps'] * card['batch_size']:,} samples (CPU budget), so it is a short distillation.
+  {card['steps'] * card['batch_size']:,} samples (CPU budget), so it is a short distillation. The wall time
+  is as measured, with whatever else shared the two cores at the time.
 """
 
 

@@ -50,7 +50,11 @@ def _cell(record: dict, key: str, fmt: str, per_image: bool) -> str:
     return fmt.format(value)
 
 
-def section(task: dict, solvers: list[dict], records: dict, numbers: list[dict], metrics: list[str]) -> list[str]:
+def section(task: dict, solvers: list[dict], records: dict, numbers: list[dict], metrics: list[str],
+            elsewhere: dict | None = None) -> list[str]:
+    """``elsewhere``: {published method: table name} for rows run in another table (a slow solver kept out of
+    this one)."""
+    elsewhere = elsewhere or {}
     paper = task.get("paper") or {}
     lines = [f"### {task['title']}", ""]
     if paper:
@@ -80,7 +84,8 @@ def section(task: dict, solvers: list[dict], records: dict, numbers: list[dict],
                      - shown, key=lambda m: [r["method"] for r in numbers].index(m))
     for method in missing:
         pub = published(numbers, paper["table"], paper["task"], method)
-        cells = [f"{method} (not run here yet)", f"– ({pub['NFE']})" if "NFE" in pub else "–"]
+        where = f"in results/table_{elsewhere[method]}.md" if method in elsewhere else "not run here yet"
+        cells = [f"{method} ({where})", f"– ({pub['NFE']})" if "NFE" in pub else "–"]
         for m in metrics:
             _, pub_name, fmt, _ = METRICS[m]
             cells.append(f"– ({fmt.format(pub[pub_name])})" if pub_name in pub else "–")
@@ -97,21 +102,25 @@ def wide(spec: dict, records: dict, numbers: list[dict], metrics: list[str]) -> 
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     shown = set()
     for s in spec["solvers"]:
-        recs = [records.get((t["key"], s["key"])) for t in tasks]
-        if any(r is None for r in recs):
-            missing = [t["key"] for t, r in zip(tasks, recs) if r is None]
+        if s["key"] in spec.get("below_rule", [])[:1]:          # rows the published table does not have
+            lines.append("| *below: not in the published table* |" + " |" * (len(head) - 1))
+        runs = [s["key"] in t.get("solvers", [s["key"]]) for t in tasks]   # e.g. no bridge / adapter for a task
+        recs = [records.get((t["key"], s["key"])) if run else None for t, run in zip(tasks, runs)]
+        missing = [t["key"] for t, r, run in zip(tasks, recs, runs) if run and r is None]
+        if missing:
             raise FileNotFoundError(f"no run record for solver {s['key']!r} on task(s) {missing}")
         pubs = [published(numbers, (t.get("paper") or {}).get("table"), (t.get("paper") or {}).get("task"),
                           s.get("paper_name")) for t in tasks]
         shown.add(s.get("paper_name"))
-        nfe = "/".join(dict.fromkeys(f"{r['nfe']['per_image']:g}" for r in recs))
+        nfe = "/".join(dict.fromkeys(f"{r['nfe']['per_image']:g}" for r in recs if r is not None)) or "–"
         pub_nfe = next((p["NFE"] for p in pubs if "NFE" in p), None)
         cells = [s["label"], nfe + (f" ({pub_nfe})" if pub_nfe is not None else "")]
         for rec, pub in zip(recs, pubs):
             for m in metrics:
                 _, pub_name, fmt, _ = METRICS[m]
-                cells.append(_cell(rec, m, fmt, False) + (f" ({fmt.format(pub[pub_name])})" if pub_name in pub else ""))
-        cells.append("/".join(dict.fromkeys(str(r["n_images"]) for r in recs)))
+                value = _cell(rec, m, fmt, False) if rec is not None else "n/a"
+                cells.append(value + (f" ({fmt.format(pub[pub_name])})" if pub_name in pub else ""))
+        cells.append("/".join(dict.fromkeys(str(r["n_images"]) for r in recs if r is not None)) or "–")
         lines.append("| " + " | ".join(cells) + " |")
     keys = [((t.get("paper") or {}).get("table"), (t.get("paper") or {}).get("task")) for t in tasks]
     order = [r["method"] for r in numbers if (r["table"], r["task"]) in keys]
@@ -124,6 +133,8 @@ def wide(spec: dict, records: dict, numbers: list[dict], metrics: list[str]) -> 
                 _, pub_name, fmt, _ = METRICS[m]
                 cells.append(f"– ({fmt.format(pub[pub_name])})" if pub_name in pub else "–")
         lines.append("| " + " | ".join(cells + ["–"]) + " |")
+    if any(s["key"] not in t.get("solvers", [s["key"]]) for s in spec["solvers"] for t in tasks):
+        lines += ["", "n/a: the solver does not run on that task (see the notes below)."]
     lines.append("")
     for t in tasks:
         paper = t.get("paper") or {}
@@ -155,7 +166,7 @@ def render_table(spec: dict, records: list[dict], numbers: list[dict]) -> str:
         lines += wide(spec, by_key, numbers, metrics)
     else:
         for task in spec["tasks"]:
-            lines += section(task, spec["solvers"], by_key, numbers, metrics)
+            lines += section(task, spec["solvers"], by_key, numbers, metrics, spec.get("elsewhere"))
     notes = spec.get("notes")
     if notes:
         lines += ["### Notes", "", notes.strip(), ""]

@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="embedded")
     p.add_argument("--task", required=True)
     p.add_argument("--solver", required=True)
-    p.add_argument("--grid", required=True, help="name=v1,v2,...")
+    p.add_argument("--grid", required=True, action="append", help="name=v1,v2,... (repeat for a product grid)")
     p.add_argument("--n", type=int, default=20, help="training digits")
     p.add_argument("--link", nargs="*", default=[], help="name=factor: set name to factor x the grid value")
     p = sub.add_parser("check", help="validate a config file")

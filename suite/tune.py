@@ -2,17 +2,17 @@
 
 ``python -m suite tune --profile embedded --task deblur_gaussian --solver latino --grid delta=0.1,0.3,1``
 measures the first ``n`` training digits with the task's operator (noise seeded with role
-``tune``), runs the solver once per grid value (the configured hyper otherwise) and reports the
-mean PSNR; the result, with the chosen value, goes to ``config/tuning/<task>_<solver>.json`` (committed).
+``tune``), runs the solver once per grid value (the configured hyper otherwise; several ``--grid``
+options span their Cartesian product) and reports the mean PSNR; the result, with the chosen value, goes to ``config/tuning/<task>_<solver>.json`` (committed).
 The choices the config records were made this way.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import physics
 from datasets import digits
@@ -28,10 +28,14 @@ def parse_grid(text: str) -> tuple[str, list]:
     key, _, values = text.partition("=")
     if not key or not values:
         raise ValueError(f"--grid must look like name=v1,v2,...; got {text!r}")
-    return key, [json.loads(v) if v[:1] in "[{\"" or v in ("true", "false") else float(v) for v in values.split(",")]
+    def value(v: str):
+        if v[:1] in "[{\"" or v in ("true", "false"):
+            return json.loads(v)
+        return int(v) if v.lstrip("+-").isdigit() else float(v)             # n_iter=2 stays an integer
+    return key, [value(v) for v in values.split(",")]
 
 
-def tune(profile: str, task: str, solver: str, grid: str, n: int = 20, out_dir: str = "config/tuning",
+def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 20, out_dir: str = "config/tuning",
          links: dict | None = None) -> dict:
     """``links``: {name: factor}, hyperparameters set to factor x the grid value (ADMM's rho = 50 lam)."""
     links = links or {}
@@ -39,7 +43,10 @@ def tune(profile: str, task: str, solver: str, grid: str, n: int = 20, out_dir: 
     if cfg["data"]["kind"] != "embedded_digits":
         raise ValueError("tuning reads the embedded training digits; the paper profile keeps the papers' values")
     spec = solve_spec(cfg, task, solver)
-    key, values = parse_grid(grid)
+    axes = [parse_grid(g) for g in ([grid] if isinstance(grid, str) else grid)]
+    keys = [k for k, _ in axes]
+    if len(set(keys)) < len(keys):
+        raise ValueError(f"a hyperparameter is gridded twice: {keys}")
     x, labels = digits("train", spec["task_spec"]["image_size"], n)
     op = physics.build_operator(spec["task_spec"]["operator"], x.shape[1:], spec["task_spec"]["sigma_y"])
     index = np.arange(n)
@@ -50,14 +57,19 @@ def tune(profile: str, task: str, solver: str, grid: str, n: int = 20, out_dir: 
         from priors.registry import load_prior
         prior = load_prior(module.USES_PRIOR, spec["priors"])
     rows = []
-    for v in values:
-        hyper = with_prompts({**spec["hyper"], key: v, **{k: f * v for k, f in links.items()}}, labels, task)
+    linked = lambda point: {k: f * point[keys[0]] for k, f in links.items()}      # links follow the first axis
+    for values in itertools.product(*(v for _, v in axes)):
+        point = dict(zip(keys, values))
+        hyper = with_prompts({**spec["hyper"], **point, **linked(point)}, labels, task)
         x_hat = module.solve(y, op, prior, generator=generators(profile, task, f"tune/{solver}", index), **hyper)
-        rows.append({key: v, "psnr": float(psnr(x_hat, x).mean())})
-        print(f"{task} {solver} {key}={v}: PSNR {rows[-1]['psnr']:.2f} dB on {n} training digits", flush=True)
+        rows.append({**point, "psnr": float(psnr(x_hat, x).mean())})
+        shown = " ".join(f"{k}={v}" for k, v in point.items())
+        print(f"{task} {solver} {shown}: PSNR {rows[-1]['psnr']:.2f} dB on {n} training digits", flush=True)
     best = max(rows, key=lambda r: r["psnr"])
+    chosen = {k: best[k] for k in keys}
     result = {"task": task, "solver": solver, "profile": profile, "n_training_digits": n, "criterion": "mean PSNR",
-              "grid": rows, "chosen": {key: best[key], **{k: f * best[key] for k, f in links.items()}}, "fixed": {k: v for k, v in spec["hyper"].items() if k != key}}
+              "grid": rows, "chosen": {**chosen, **linked(chosen)},
+              "fixed": {k: v for k, v in spec["hyper"].items() if k not in keys}}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     io.write_json(f"{out_dir}/{task}_{solver}.json", result)
     return result

@@ -97,3 +97,10 @@ def test_bridge_training_fits_pairs_and_the_shipped_file_round_trips(tmp_path, m
     with torch.no_grad():
         assert torch.allclose(loaded.eps(xn, 500), ema(xn, torch.tensor([500, 500])).sample, atol=1e-6)
     assert bridge_setting("gaussian_blur") == {"beta_max": 1.0, "ot_ode": True}
+    from priors.bridge_training import model_card, rewrite_card
+    card.update(task="px_sr4", init="pixel_ddpm", init_sha256="ab" * 32, n_train=16, n_val=4, val_psnr_nfe100=21.5,
+                command="python -m priors.bridge_training --task px_sr4")
+    save_weights(ema, path, metadata={"card": json.dumps(card)})
+    rewrite_card(str(path))                                  # the shipped card is rebuilt from the file's metadata
+    text = path.with_suffix(".md").read_text()
+    assert text == model_card(card) and "task `px_sr4`" in text and "21.50 dB" in text and "beta_max = 0.3" in text

@@ -19,8 +19,8 @@ def test_shipped_configs_are_valid(profile):
 def test_bad_configs_name_the_problem():
     base = sc.load(sc.CONFIG_DIR / "embedded.yaml")
     cfg = copy.deepcopy(base)
-    cfg["tables"]["deblur"]["solvers"].append("dps")
-    with pytest.raises(ValueError, match="table 'deblur' lists unknown solver 'dps'; configured solvers: pinv, admm_tv, latino_pro"):
+    cfg["tables"]["deblur"]["solvers"].append("dpss")
+    with pytest.raises(ValueError, match="table 'deblur' lists unknown solver 'dpss'; configured solvers: pinv, admm_tv, latino_pro"):
         sc.check(cfg)
     cfg = copy.deepcopy(base)
     cfg["tasks"]["deblur_gaussian"]["operator"]["name"] = "blur"
@@ -83,7 +83,8 @@ def test_table_puts_published_beside_measured():
     assert "| ADMM-TV | 0 | 20.00 ± 1.00 |" in text
     assert "| LATINO (8 steps) | 0 (8) | 20.00 ± 1.00 (26.25) |" in text
     assert "| LATINO, true caption (oracle) | 0 | 20.00 ± 1.00 |" in text       # no published row: no number
-    assert "| DDRM (not run here yet) | – (20) | – (36.73) |" in text
+    assert "| DDRM | 0 (20) | 20.00 ± 1.00 (36.73) |" in text
+    assert "| CDDB (in results/table_ud2m.md) | – (1000) | – (37.02) |" in text
     with pytest.raises(FileNotFoundError, match="no run record for solver 'admm_tv'"):
         render_table(spec, records[:1], numbers)
 
@@ -97,6 +98,24 @@ def test_wide_table_mirrors_the_latino_pro_slide():
     assert "| LATINO-PRO | 0 (68) | 3.00 (18.37) | 21.00 (26.82) | 3.00 (30.40) | 21.00 (21.52) | 2 |" in text
     assert "| P2L | 0 (2000) | 3.00 (85.80) |" in text
     assert "(not run here yet)" not in text                                      # every published row is run
+
+
+def test_wide_table_marks_solvers_that_do_not_run_on_a_task():
+    cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
+    cfg["priors"]["bridge"] = {"px_sr4": "i2sb_px_sr4"}                        # one bridge only
+    pairs = sc.table_pairs(cfg, "ud2m")
+    assert ("px_jpeg10", "ddrm") not in pairs and ("px_sr4", "i2sb") in pairs and ("px_jpeg10", "i2sb") not in pairs
+    spec = sc.table_spec(cfg, "ud2m")
+    text = render_table(spec, [_record(t, s, psnr=21.0) for t, s in pairs],
+                        load_paper_numbers(sc.ROOT / "report/paper_numbers.csv"))
+    lines = text.splitlines()
+    ddrm = next(line for line in lines if line.startswith("| DDRM |"))
+    assert ddrm.count("n/a") == 3 and "21.00 (" in ddrm                        # JPEG: no SVD
+    i2sb = next(line for line in lines if line.startswith("| I2SB |"))
+    assert i2sb.count("n/a") == 9 and "| 21.00 (25.22) |" in i2sb                # SR x4 only
+    rule = lines.index(next(line for line in lines if line.startswith("| *below")))
+    assert lines[rule + 1].startswith("| DPS |") and "n/a: the solver does not run" in text
+    assert "UD2M+RAM (not run here yet)" in text
 
 
 def test_bench_divides_wall_time_by_bare_network_time():
@@ -127,3 +146,16 @@ def test_tune_grid_parsing():
     assert parse_grid("delta=0.1,1,3") == ("delta", [0.1, 1.0, 3.0])
     with pytest.raises(ValueError, match="name=v1,v2"):
         parse_grid("delta")
+
+
+def test_tune_spans_the_product_of_several_grids(tmp_path):
+    from suite.tune import tune
+    out = tune("embedded", "px_sr4", "admm_tv", ["lam=1e-4,1e-3", "n_iter=2,3"], n=2, out_dir=str(tmp_path),
+               links={"rho": 50})
+    assert [(r["lam"], r["n_iter"]) for r in out["grid"]] == [(1e-4, 2), (1e-4, 3), (1e-3, 2), (1e-3, 3)]
+    best = max(out["grid"], key=lambda r: r["psnr"])
+    assert out["chosen"] == {"lam": best["lam"], "n_iter": best["n_iter"], "rho": 50 * best["lam"]}
+    assert "lam" not in out["fixed"] and "n_iter" not in out["fixed"]
+    assert (tmp_path / "px_sr4_admm_tv.json").exists()
+    with pytest.raises(ValueError, match="gridded twice"):
+        tune("embedded", "px_sr4", "admm_tv", ["lam=1", "lam=2"], n=2, out_dir=str(tmp_path))

@@ -43,7 +43,8 @@ def _collect(workdir):
 def test_smoke_metrics_match_committed_values(smoke_run):
     workdir, _ = smoke_run
     got = _collect(workdir)
-    assert len(got) == 13          # 6 prior-free runs + 7 latent solver rows on deblur_gaussian
+    assert len(got) == 18          # 6 prior-free runs, 7 latent rows on deblur_gaussian, DiffPIR and DDRM on the
+    #                                two pixel deblurring tasks, UD2M where its adapter is shipped (px_deblur_gaussian)
     if os.environ.get("UPDATE_EXPECTED"):
         EXPECTED.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     expected = json.loads(EXPECTED.read_text())
@@ -90,8 +91,9 @@ def test_killed_run_resumes_without_redoing_finished_jobs(tmp_path):
 def test_bad_targets_list_the_valid_names(tmp_path):
     out = snakemake(tmp_path, "-n", "results/table_deblr.md", check=False)
     assert out.returncode != 0 and "unknown table 'deblr'; valid tables: deblur" in out.stdout + out.stderr
-    out = snakemake(tmp_path, "-n", "results/score/embedded/sr16/dps/record.json", check=False)
-    assert "unknown solver 'dps'; valid solvers: admm_tv, latino, latino_pro, latino_true_caption, ldps, p2l, pinv, psld, treg, ud2m" in out.stdout + out.stderr   # configured ones
+    out = snakemake(tmp_path, "-n", "results/score/embedded/sr16/dpss/record.json", check=False)
+    assert ("unknown solver 'dpss'; valid solvers: admm_tv, cddb, ddrm, diffpir, dps, i2sb, latino, latino_pro, "
+            "latino_true_caption, ldps, p2l, pinv, psld, treg, ud2m") in out.stdout + out.stderr   # configured ones
     out = snakemake(tmp_path, "-n", "--config", "profile=paperr", check=False)
     assert "unknown profile 'paperr'; valid profiles: embedded, paper, smoke" in out.stdout + out.stderr
 
