@@ -80,11 +80,13 @@ def section(task: dict, solvers: list[dict], records: dict, numbers: list[dict],
             cells.append(cell + (f" ({fmt.format(pub[pub_name])})" if pub_name in pub else ""))
         cells += [str(rec["n_images"]), f"{rec['wall_time_s'] / rec['n_images']:.3g}"]
         lines.append("| " + " | ".join(cells) + " |")
+    configured = {s.get("paper_name") for s in solvers}          # in this table, but not on this task
     missing = sorted({r["method"] for r in numbers if (r["table"], r["task"]) == (paper.get("table"), paper.get("task"))}
                      - shown, key=lambda m: [r["method"] for r in numbers].index(m))
     for method in missing:
         pub = published(numbers, paper["table"], paper["task"], method)
-        where = f"in results/table_{elsewhere[method]}.md" if method in elsewhere else "not run here yet"
+        where = (f"in results/table_{elsewhere[method]}.md" if method in elsewhere
+                 else "not run on this task: see the notes" if method in configured else "not run here yet")
         cells = [f"{method} ({where})", f"– ({pub['NFE']})" if "NFE" in pub else "–"]
         for m in metrics:
             _, pub_name, fmt, _ = METRICS[m]
