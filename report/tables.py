@@ -103,10 +103,12 @@ def wide(spec: dict, records: dict, numbers: list[dict], metrics: list[str]) -> 
     head = ["Method", "NFE"] + [f"{t.get('short', t['key'])} {METRICS[m][0]}" for t in tasks for m in metrics] + ["images"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     shown = set()
+    runs_on = lambda s, t: s["key"] in t.get("solvers", [s["key"]])     # e.g. no bridge / adapter for a task
+    below = spec.get("below_rule", [])
     for s in spec["solvers"]:
-        if s["key"] in spec.get("below_rule", [])[:1]:          # rows the published table does not have
+        if below and s["key"] == below[0]:                # a rule above the rows the published table does not have
             lines.append("| *below: not in the published table* |" + " |" * (len(head) - 1))
-        runs = [s["key"] in t.get("solvers", [s["key"]]) for t in tasks]   # e.g. no bridge / adapter for a task
+        runs = [runs_on(s, t) for t in tasks]
         recs = [records.get((t["key"], s["key"])) if run else None for t, run in zip(tasks, runs)]
         missing = [t["key"] for t, r, run in zip(tasks, recs, runs) if run and r is None]
         if missing:
@@ -135,7 +137,7 @@ def wide(spec: dict, records: dict, numbers: list[dict], metrics: list[str]) -> 
                 _, pub_name, fmt, _ = METRICS[m]
                 cells.append(f"– ({fmt.format(pub[pub_name])})" if pub_name in pub else "–")
         lines.append("| " + " | ".join(cells + ["–"]) + " |")
-    if any(s["key"] not in t.get("solvers", [s["key"]]) for s in spec["solvers"] for t in tasks):
+    if not all(runs_on(s, t) for s in spec["solvers"] for t in tasks):
         lines += ["", "n/a: the solver does not run on that task (see the notes below)."]
     lines.append("")
     for t in tasks:

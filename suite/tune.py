@@ -3,8 +3,9 @@
 ``python -m suite tune --profile embedded --task deblur_gaussian --solver latino --grid delta=0.1,0.3,1``
 measures the first ``n`` training digits with the task's operator (noise seeded with role
 ``tune``), runs the solver once per grid value (the configured hyper otherwise; several ``--grid``
-options span their Cartesian product) and reports the mean PSNR; the result, with the chosen value, goes to ``config/tuning/<task>_<solver>.json`` (committed).
-The choices the config records were made this way.
+options span their Cartesian product) and reports the mean PSNR; the result, with the chosen value,
+goes to ``config/tuning/<task>_<solver>.json`` (committed). The choices the config records were made
+this way.
 """
 from __future__ import annotations
 
