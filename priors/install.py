@@ -32,6 +32,11 @@ def card_of(path: Path) -> dict:
         return json.loads((f.metadata() or {}).get("card", "{}"))
 
 
+def rewrite_card(path: str, render) -> None:
+    """Regenerate the Markdown card beside a trained file from the training card in its metadata."""
+    Path(path).with_suffix(".md").write_text(render(card_of(Path(path))))
+
+
 def install(src: Path, name: str, train_module: str, train_args: dict, needs: list[str],
             checkpoints: Path = CONFIG_DIR / "checkpoints.yaml") -> dict:
     dest = ROOT / "priors" / "weights" / f"{name}.safetensors"

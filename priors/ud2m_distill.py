@@ -202,8 +202,8 @@ def model_card(card: dict) -> str:
 
 def rewrite_card(path: str) -> None:
     """Regenerate the Markdown card beside an adapter file from the training card in its metadata."""
-    from priors.install import card_of
-    Path(path).with_suffix(".md").write_text(model_card(card_of(Path(path))))
+    from priors.install import rewrite_card as rewrite
+    rewrite(path, model_card)
 
 
 if __name__ == "__main__":
