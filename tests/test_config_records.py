@@ -85,7 +85,11 @@ def test_table_puts_published_beside_measured():
     assert "| LATINO, true caption (oracle) | 0 | 20.00 ± 1.00 |" in text       # no published row: no number
     assert "| DDRM | 0 (20) | 20.00 ± 1.00 (36.73) |" in text
     assert "| CDDB (in results/table_ud2m.md) | – (1000) | – (37.02) |" in text
-    assert "| UD2M (not run on this task: see the notes) | – (9) | – (35.57) |" in text     # no adapter for it
+    assert "| UD2M (distilled) | 0 (9) | 20.00 ± 1.00 (35.57) |" in text
+    cfg["solvers"]["ud2m"]["tasks"].remove("px_deblur_uniform")                 # as if no adapter were shipped
+    records = [_record(t, s) for t, s in sc.table_pairs(cfg, "deblur")]
+    text = render_table(sc.table_spec(cfg, "deblur"), records, numbers)
+    assert "| UD2M (not run on this task: see the notes) | – (9) | – (35.57) |" in text
     with pytest.raises(FileNotFoundError, match="no run record for solver 'admm_tv'"):
         render_table(spec, records[:1], numbers)
 
