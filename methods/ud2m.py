@@ -7,9 +7,10 @@ Module k (x_t enters as a Gaussian likelihood on x_0; rho = sigma_y sigma_t / sq
     t_delta = argmin_s |sigma_s - rho|,   z_u = sqrt(abar_u) z + sqrt(1 - abar_u) eps,   x^(k+1) = tweedie(z_u, eps_theta(z_u, u))
 
 with x^(0) = f_psi (A^dagger y without RAM, the paper's; ``warm_start='y'`` takes y itself, as the official
-code does for deblurring, where the truncated A^dagger y amplifies noise) and sigma_t = sqrt(1 - abar_t) / sqrt(abar_t). Sampler
-(Algorithm 1): x_{t_N} ~ N(0, I); for n = N..1: x0_hat = modules(x_{t_n}, y), then the official code's
-DDIM step (eta = 0.8) on the grid t_i = int((i / N)^2 1000). NFE = K x N (9 for K = N = 3).
+code does for deblurring, where the truncated A^dagger y amplifies noise; ``warm_start='ram'`` the RAM
+network f_psi(x_t, y), ``priors/ram.py``, run once per sampler step) and sigma_t = sqrt(1 - abar_t) / sqrt(abar_t).
+Sampler (Algorithm 1): x_{t_N} ~ N(0, I); for n = N..1: x0_hat = modules(x_{t_n}, y), then the official code's
+DDIM step (eta = 0.8) on the grid t_i = int((i / N)^2 1000). NFE = K x N (9 for K = N = 3), plus N with RAM (12).
 
 The two quadratic terms in u are one: |u - m|^2 / (2 tau^2), so the module's data step is the
 operator's own prox. Units follow the official code: [-1, 1] images, sigma_y doubled.
@@ -53,37 +54,55 @@ def unfolded_modules(x_t, t, y, op, prior, K: int, generator, lam: float = 1.0, 
     return x
 
 
-def f_psi(y, op, kind: str = "pinv") -> torch.Tensor:
-    """x^(0) in [-1, 1]: the truncated A^dagger y ('pinv', the paper's f_psi without RAM) or y ('y')."""
-    if kind not in ("pinv", "y"):
-        raise ValueError(f"unknown warm_start {kind!r}; valid: 'pinv', 'y'")
+WARM_STARTS = ("pinv", "y", "ram")
+
+
+def f_psi(y, op, kind: str = "pinv", x_t=None, t=None, ram=None) -> torch.Tensor:
+    """x^(0) in [-1, 1]: the truncated A^dagger y ('pinv', the paper's f_psi without RAM), y ('y'), or the
+    RAM network's f_psi(x_t, y) ('ram', which needs x_t, t and the network)."""
+    if kind not in WARM_STARTS:
+        raise ValueError(f"unknown warm_start {kind!r}; valid: {', '.join(map(repr, WARM_STARTS))}")
+    if kind == "ram":
+        if ram is None:
+            raise ValueError("warm_start 'ram' needs a RAM network: an adapter distilled with it, or `ram: <checkpoint>`")
+        return ram(x_t, t, y, op)
     return 2 * (op.A_dagger(y, rcond=0.03) if kind == "pinv" else y).clamp(0, 1) - 1
 
 
 def adapt(prior, adapter: str, K: int) -> tuple[float, str]:
-    """Put a shipped UD2M distillation on the prior (in place, once); return its learnt lambda and the
-    warm start it was trained with."""
+    """Put a shipped UD2M distillation on the prior (in place, once; with its fine-tuned RAM network as
+    ``prior.ram`` if it was distilled with one); return its learnt lambda and its warm start."""
     from priors.lora import load_adapter
     psi, card = load_adapter(prior, adapter)
     if card.get("K") != K:
         raise ValueError(f"adapter {adapter!r} was distilled for K = {card.get('K')} modules, not K = {K}")
+    if card.get("warm_start") == "ram":
+        from priors.ram import load_ram
+        prior.ram = load_ram(adapter, counter=prior)
     return psi["lam"], card.get("warm_start", "pinv")
 
 
 @torch.no_grad()
 def solve(y, op, prior, *, generator=None, K: int = 3, N: int = 3, eta: float = 0.8, lam: float = 1.0,
-          warm_start: str = "pinv", adapter: str | None = None) -> torch.Tensor:
-    """``adapter``: a shipped UD2M distillation (LoRA + learnt lambda, ``priors/ud2m_distill.py``) put on
-    the prior; without it the modules run the plain prior (an untrained UD2M)."""
+          warm_start: str = "pinv", adapter: str | None = None, ram: str | None = None) -> torch.Tensor:
+    """``adapter``: a shipped UD2M distillation (LoRA + learnt lambda, ``priors/ud2m_distill.py``, and the
+    RAM network it was fine-tuned with) put on the prior; without it the modules run the plain prior (an
+    untrained UD2M). ``ram``: a shipped RAM network for ``warm_start='ram'`` without such an adapter."""
     if K < 1 or N < 1:
         raise ValueError(f"UD2M needs K >= 1 and N >= 1, got K={K}, N={N}")
     if adapter is not None:
         lam, warm_start = adapt(prior, adapter, K)
-    x_init = f_psi(y, op, warm_start)
+    if ram is not None and getattr(prior, "ram", None) is None:
+        from priors.ram import load_ram
+        prior.ram = load_ram(ram, counter=prior)
     abar, beta = prior.abar.to(y), betas().to(y)
     ts = time_grid(N)
-    x_t = standard_normal(x_init.shape, generator, dtype=y.dtype, device=y.device)
+    x_init = None if warm_start == "ram" else f_psi(y, op, warm_start)
+    x_shape = x_init.shape if x_init is not None else op.A_dagger(y, rcond=0.03).shape
+    x_t = standard_normal(x_shape, generator, dtype=y.dtype, device=y.device)
     for i, t in enumerate(ts):
+        if warm_start == "ram":
+            x_init = f_psi(y, op, "ram", x_t, t, getattr(prior, "ram", None))
         x0_hat = unfolded_modules(x_t, t, y, op, prior, K, generator, lam, x_init).clamp(-1, 1)
         if i == len(ts) - 1:
             return ((x0_hat + 1) / 2).clamp(0, 1)

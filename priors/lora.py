@@ -5,7 +5,8 @@
 on the attention projections (the official code's ``qkv`` and ``proj_out``; ``to_q``, ``to_k``, ``to_v``,
 ``to_out.0`` in diffusers), rank 5, alpha 1.5. peft initialises B = 0, so an untrained adapter is the
 prior itself (the official code draws A and B Xavier-normal, which starts away from the prior).
-An adapter file holds the LoRA tensors and the method's learnt scalars (names starting with ``psi.``).
+An adapter file holds the LoRA tensors, the method's learnt scalars (names starting with ``psi.``) and,
+for UD2M+RAM, the warm-start network fine-tuned with it (``ram.``, read by ``priors.ram.load_ram``).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def apply_adapter(prior, path, sha256: str | None, name: str = "adapter") -> tup
         state = {k: f.get_tensor(k) for k in f.keys()}
         card = json.loads((f.metadata() or {}).get("card", "{}"))
     add_lora(prior.unet, card.get("rank", 5), card.get("alpha", 1.5))
-    lora = {k: v for k, v in state.items() if not k.startswith("psi.")}
+    lora = {k: v for k, v in state.items() if not k.startswith(("psi.", "ram."))}
     missing = set(lora_state(prior.unet)) - set(lora)
     try:
         unexpected = prior.unet.load_state_dict(lora, strict=False).unexpected_keys

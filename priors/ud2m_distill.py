@@ -64,8 +64,10 @@ def gradient_penalty(D: Discriminator, x0, x0_hat, y_up, g) -> torch.Tensor:
 
 def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size: int = 32, lr: float = 1e-4,
             w_l2: float = 1.0, w_ps: float = 0.1, w_gp: float = 0.01, rank: int = 5, alpha: float = 1.5,
-            warm_start: str = "pinv", lpips=None, seed: int = 0, d_output: str = "logit") -> tuple[dict, dict]:
-    """Train on [0, 1] digits ``x_train``; return the adapter's tensors (LoRA + ``psi.lam``) and a card.
+            warm_start: str = "pinv", lpips=None, seed: int = 0, d_output: str = "logit", ram=None,
+            ram_lr_factor: float = 0.1) -> tuple[dict, dict]:
+    """Train on [0, 1] digits ``x_train``; return the adapter's tensors (LoRA + ``psi.lam``, + ``ram.*`` with
+    ``warm_start='ram'``: the RAM network ``ram``, fine-tuned jointly at ``ram_lr_factor`` x lr) and a card.
     ``steps`` counts batches (generator and discriminator batches alternate). ``d_output='sigmoid'`` feeds
     BCE-with-logits the sigmoid of D's logit, as the official code does (a bounded, much weaker adversarial
     gradient); 'logit' is the paper's BCE."""
@@ -81,7 +83,11 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
     prior.unet.train()
     log_lam = nn.Parameter(torch.zeros(()))                               # lambda = exp(LambdaSIG), from 1
     D = Discriminator(size=x_train.shape[-1])
-    opt_g = torch.optim.AdamW(lora + [log_lam], lr=lr, weight_decay=0.01)
+    ram_params = list(ram.net.parameters()) if warm_start == "ram" else []
+    if ram_params:
+        ram.net.train().requires_grad_(True)
+    opt_g = torch.optim.AdamW([{"params": lora + [log_lam]}, {"params": ram_params, "lr": ram_lr_factor * lr}],
+                              lr=lr, weight_decay=0.01)
     opt_d = torch.optim.AdamW(D.parameters(), lr=lr, weight_decay=0.01)
     abar = prior.abar
     t0, hist = time.time(), {"l2": [], "adv": [], "ps": [], "d": []}
@@ -95,7 +101,7 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
         y_up = upsampled(y, xs)
         generator_turn = step % 2 == 0
         with torch.set_grad_enabled(generator_turn):
-            x0_hat = unfolded_modules(x_t, t, y, op, prior, K, g, log_lam.exp(), f_psi(y, op, warm_start))
+            x0_hat = unfolded_modules(x_t, t, y, op, prior, K, g, log_lam.exp(), f_psi(y, op, warm_start, x_t, t, ram))
         if generator_turn:
             adv = bce(D(x0_hat, y_up), 1)
             l2 = F.mse_loss(eps_from_x0(x_t, x0_hat, abar[t]), eps)
@@ -103,7 +109,7 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
             loss = adv + w_l2 * l2 + w_ps * ps
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(lora + [log_lam], 1.0)
+            torch.nn.utils.clip_grad_norm_(lora + [log_lam] + ram_params, 1.0)
             opt_g.step()
             for k, v in (("adv", adv), ("l2", l2), ("ps", ps)):
                 hist[k].append(v.item())
@@ -118,12 +124,17 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
         if step % 20 == 1:
             bar.set_postfix(l2=f"{_tail(hist['l2']):.4f}", lam=f"{log_lam.exp().item():.3f}")
     prior.unet.eval().requires_grad_(False)
+    tensors = {**lora_state(prior.unet), "psi.lam": log_lam.detach().exp().reshape(1)}
+    if ram_params:
+        ram.net.eval().requires_grad_(False)
+        tensors.update({f"ram.{k}": v for k, v in ram.net.state_dict().items()})
     card = {"K": K, "steps": steps, "batch_size": batch_size, "lr": lr, "w_l2": w_l2, "w_ps": w_ps, "w_gp": w_gp,
             "rank": rank, "alpha": alpha, "warm_start": warm_start, "seed": seed, "d_output": d_output,
+            **({"ram_lr_factor": ram_lr_factor} if ram_params else {}),
             "lora_parameters": sum(p.numel() for p in lora), "lam": log_lam.exp().item(),
             "wall_time_s": round(time.time() - t0, 1),
             **{f"final_{k}_avg100": _tail(v) for k, v in hist.items()}}
-    return {**lora_state(prior.unet), "psi.lam": log_lam.detach().exp().reshape(1)}, card
+    return tensors, card
 
 
 def _tail(values: list, n: int = 100) -> float:
@@ -149,7 +160,8 @@ def main(argv=None):
     from .training import task_data, task_parser
     ap = task_parser(__doc__, steps=2000, lr=1e-4)
     ap.add_argument("--K", type=int, default=3)
-    ap.add_argument("--warm-start", default="pinv", choices=["pinv", "y"])
+    ap.add_argument("--warm-start", default="pinv", choices=["pinv", "y", "ram"])
+    ap.add_argument("--ram", default="ram_digits", help="the shipped RAM network to start from (--warm-start ram)")
     ap.add_argument("--d-output", default="logit", choices=["logit", "sigmoid"],
                     help="BCE on D's logit (the paper) or on its sigmoid (the official code)")
     args = ap.parse_args(argv)
@@ -158,9 +170,15 @@ def main(argv=None):
     fs = feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
                         "feature_rms": ck["feature_rms"]})
     prior = load_pixel_prior()
+    if args.warm_start == "ram":
+        from .ram import load_ram
+        prior.ram = load_ram(args.ram)
     before = validation_psnr(prior, op, x_val, args.K, 3, 1.0, args.warm_start, args.seed)
     tensors, card = distill(prior, op, x_train, args.K, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                            warm_start=args.warm_start, lpips=fs.lpips, seed=args.seed, d_output=args.d_output)
+                            warm_start=args.warm_start, lpips=fs.lpips, seed=args.seed, d_output=args.d_output,
+                            ram=getattr(prior, "ram", None))
+    if args.warm_start == "ram":
+        card.update(ram=args.ram, ram_sha256=checkpoint(args.ram)["sha256"])
     card.update(task=args.task, base="pixel_ddpm", base_sha256=checkpoint("pixel_ddpm")["sha256"],
                 n_train=len(x_train), n_val=len(x_val), val_psnr_untrained_N3=round(before, 3),
                 val_psnr_N3=round(validation_psnr(prior, op, x_val, args.K, 3, card["lam"], args.warm_start,
@@ -179,7 +197,7 @@ def model_card(card: dict) -> str:
   projections of the frozen pixel DDPM `{card['base']}`, sha256 `{card['base_sha256'][:12]}...`) and the learnt
   lambda of UD2M's {card['K']} unfolded LATINO modules, distilled by `priors/ud2m_distill.py` (L2 consistency +
   adversarial + {card['w_ps']} x digit LPIPS; discriminator conditioned on y, squared-gradient penalty
-  {card['w_gp']}). Warm start f_psi: `{card['warm_start']}`.
+  {card['w_gp']}). Warm start f_psi: `{card['warm_start']}`{ram_text(card)}.
 - **Data:** {card['n_train']} training digits (the embedded train split less every 20th digit); validation:
   the {card['n_val']} held-out digits.
 - **Command:** `{card['command']}`
@@ -198,6 +216,13 @@ def model_card(card: dict) -> str:
   {card['steps'] * card['batch_size']:,} samples (CPU budget), so it is a short distillation. The wall time
   is as measured, with whatever else shared the two cores at the time.
 """
+
+
+def ram_text(card: dict) -> str:
+    if card.get("warm_start") != "ram":
+        return ""
+    return (f" (the RAM network `{card['ram']}`, sha256 `{card['ram_sha256'][:12]}...`, `priors/ram.py`, fine-tuned "
+            f"jointly at {card['ram_lr_factor']} x lr, as the official code; the fine-tuned copy is in this file)")
 
 
 def rewrite_card(path: str) -> None:

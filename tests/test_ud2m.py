@@ -107,3 +107,49 @@ def test_posterior_figure_draws_samples_mean_and_std(tmp_path, monkeypatch):
     out = tmp_path / "posterior.png"
     w2grid.posterior_figure(spec, str(degraded), str(out))
     assert out.stat().st_size > 1000
+
+
+def test_ud2m_with_ram_trains_the_warm_start_jointly_and_counts_one_ram_call_per_step(monkeypatch, tmp_path):
+    from priors.ram import RAMWarmStart, build_net, load_ram
+    torch.manual_seed(0)
+    ram = RAMWarmStart(build_net(block_out_channels=(8, 8, 8), norm_num_groups=4))
+    monkeypatch.setattr("priors.ram.build_net", lambda: build_net(block_out_channels=(8, 8, 8), norm_num_groups=4))
+    before = {k: v.clone() for k, v in ram.net.state_dict().items()}
+    prior = tiny_prior()
+    op = physics.build_operator({"name": "gaussian_blur", "variance": 3.0, "kernel_size": 5}, (1, 16, 16), 0.01)
+    tensors, card = distill(prior, op, torch.rand(40, 1, 16, 16), K=2, steps=4, batch_size=4, lr=1e-2,
+                            warm_start="ram", ram=ram)
+    moved = [k for k, v in ram.net.state_dict().items() if not torch.equal(v, before[k])]
+    assert moved and card["ram_lr_factor"] == 0.1 and card["warm_start"] == "ram"
+    assert set(ram.net.state_dict()) == {k[4:] for k in tensors if k.startswith("ram.")}
+    path = tmp_path / "ud2m_ram.safetensors"
+    sha = save_tensors(tensors, path, metadata={"card": __import__("json").dumps(card)})
+    monkeypatch.setattr("suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    fresh = tiny_prior()
+    y = op.measure(torch.rand(3, 1, 16, 16), torch.Generator().manual_seed(0))
+    x = ud2m.solve(y, op, fresh, generator=torch.Generator().manual_seed(1), K=2, N=3, adapter="ud2m_ram")
+    assert x.shape == (3, 1, 16, 16) and torch.isfinite(x).all()
+    assert fresh.nfe == 3 * (2 * 3 + 3)                                  # K N denoiser calls + N RAM calls, per image
+    assert fresh.calls.summary() == {"denoiser": 6, "RAM": 3}
+    for k, v in fresh.ram.net.state_dict().items():                      # the fine-tuned copy, not the start
+        assert torch.equal(v, tensors[f"ram.{k}"])
+    with pytest.raises(ValueError, match="needs a RAM network"):
+        ud2m.solve(y, op, tiny_prior(), K=1, N=1, warm_start="ram")
+    bad = tmp_path / "bad.safetensors"
+    sha_bad = save_tensors({"w": torch.ones(2)}, bad)
+    monkeypatch.setattr("suite.config.checkpoint", lambda name: {"path": str(bad), "sha256": sha_bad})
+    with pytest.raises(ValueError, match="holds no RAM network"):
+        load_ram("bad")
+
+
+def test_ram_training_writes_weights_and_a_card_with_validation_per_task(monkeypatch, tmp_path):
+    from priors import ram
+    monkeypatch.setattr(ram, "build_net", lambda: ram.UNet2DModel(**{**ram.CONFIG, "block_out_channels": (8, 8, 8),
+                                                                       "norm_num_groups": 4}))
+    out = tmp_path / "ram.safetensors"
+    ram.main(["--steps", "3", "--batch-size", "4", "--tasks", "px_deblur_gaussian", "px_jpeg10", "--out", str(out)])
+    text = out.with_suffix(".md").read_text()
+    assert "python -m priors.ram --steps 3" in text and "| `px_jpeg10` |" in text and "| `px_sr4` |" not in text
+    net = ram.build_net()
+    from safetensors.torch import load_file
+    net.load_state_dict(load_file(str(out)))
