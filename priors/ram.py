@@ -175,8 +175,9 @@ def model_card(card: dict) -> str:
 - **Training:** {card['steps']} batches of {card['batch_size']}, AdamW lr {card['lr']}, EMA {card['ema_decay']},
   seed {card['seed']}; wall time {card['wall_time_s']:.0f} s on 2 CPU cores; final MSE on x_0 (mean of the
   last 200 batches, [-1, 1] units) {card['final_loss_avg200']:.4f}.
-- **Validation PSNR** ({card['n_val']} held-out digits, one measurement each; t = 999 is f_psi from y alone,
-  t = 111 the last step of UD2M's N = 3 grid):
+- **Validation PSNR** ({card['n_val']} held-out digits, one measurement each; t = 999 is f_psi from y alone;
+  t = 111, the last step of UD2M's N = 3 grid, with x_t the digit itself noised to t = 111, as in training,
+  so that column is an easier case than sampling, where x_t is the chain's state):
 
 | task | A^dagger y | f_psi, t = 999 | f_psi, t = 111 |
 |---|---|---|---|
