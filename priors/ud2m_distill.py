@@ -191,7 +191,8 @@ def main(argv=None):
 
 def model_card(card: dict) -> str:
     """The Markdown card shipped beside an adapter (written next to the trained file; install copies it)."""
-    return f"""# Model card: UD2M adapter, task `{card['task']}`, K = {card['K']}
+    ram = card.get("warm_start") == "ram"
+    return f"""# Model card: UD2M{'+RAM' if ram else ''} adapter, task `{card['task']}`, K = {card['K']}
 
 - **What:** LoRA (rank {card['rank']}, alpha {card['alpha']}, {card['lora_parameters']:,} parameters, on the attention
   projections of the frozen pixel DDPM `{card['base']}`, sha256 `{card['base_sha256'][:12]}...`) and the learnt
@@ -206,7 +207,7 @@ def model_card(card: dict) -> str:
   last 100 of each): L2 {card['final_l2_avg100']:.4f}, adversarial {card['final_adv_avg100']:.3f}, LPIPS
   {card['final_ps_avg100']:.4f}, discriminator {card['final_d_avg100']:.3f}. Learnt lambda: {card['lam']:.4f}.
 - **Validation PSNR (one sample per digit, N = 3):** {card['val_psnr_N3']:.2f} dB distilled; {card['val_psnr_untrained_N3']:.2f} dB
-  with the plain prior (the same modules before distillation).
+  with the plain prior{' and the pretrained RAM network' if ram else ''} (the same modules before distillation).
 - **Choices:** adversarial BCE on {'the sigmoid of D (the official code)' if card.get('d_output') == 'sigmoid' else "D's logit (the paper)"};
   lr {card['lr']}, both from pilots on `sr4_mnist` (the official 1e-4 left a 300-batch pilot's validation PSNR
   unchanged at this scale; with sigmoid-BCE and lr 1e-3 a 1,500-batch pilot at K = 1 reached 14.14 dB and
