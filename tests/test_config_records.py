@@ -120,6 +120,12 @@ def test_wide_table_marks_solvers_that_do_not_run_on_a_task():
     assert i2sb.count("n/a") == 9 and "| 21.00 (25.22) |" in i2sb                # SR x4 only
     rule = lines.index(next(line for line in lines if line.startswith("| *below")))
     assert lines[rule + 1].startswith("| DPS |") and "n/a: the solver does not run" in text
+    ram = next(line for line in lines if line.startswith("| UD2M+RAM (distilled) |"))
+    assert ram.startswith("| UD2M+RAM (distilled) | 0 (12) | 21.00 (35.97) |") and "| n/a (36.96) |" in ram
+    cfg["tables"]["ud2m"]["solvers"].remove("ud2m_ram")                         # a published row nobody runs
+    pairs = sc.table_pairs(cfg, "ud2m")
+    text = render_table(sc.table_spec(cfg, "ud2m"), [_record(t, s, psnr=21.0) for t, s in pairs],
+                        load_paper_numbers(sc.ROOT / "report/paper_numbers.csv"))
     assert "UD2M+RAM (not run here yet)" in text
 
 
