@@ -45,9 +45,14 @@ class RAMWarmStart:
     def __init__(self, net: torch.nn.Module, counter=None):
         self.net = net
         self.counter = counter
+        self._last = (None, None, None)             # (y, op, b): b depends on y only, not on the sampler step
 
     def inputs(self, x_t, y, op) -> tuple[torch.Tensor, torch.Tensor]:
-        b = back_projection(y, op).to(x_t)
+        last_y, last_op, b = self._last
+        if last_y is not y or last_op is not op:
+            b = back_projection(y, op)
+            self._last = (y, op, b)
+        b = b.to(x_t)
         return torch.cat([b, x_t, torch.full_like(b, 2 * op.sigma_y)], 1), b
 
     def _run(self, inp: torch.Tensor, t) -> torch.Tensor:
