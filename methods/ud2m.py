@@ -21,6 +21,7 @@ import torch
 
 from physics.base import standard_normal
 from priors.diffusion import add_noise, eps_from_x0, tweedie
+from priors.ram import back_projection
 from priors.schedules import betas
 
 PAPER_NAME = "UD2M"
@@ -44,7 +45,7 @@ def unfolded_modules(x_t, t, y, op, prior, K: int, generator, lam: float = 1.0, 
     tau2 = 1 / (1 / rho**2 + 1 / sigma_t**2)
     sigmas = ((1 - abar) / abar).sqrt()
     u = int(min(max((sigmas - rho).abs().argmin().item() + t_offset, 1), len(abar) - 1))
-    x = x_init if x_init is not None else 2 * op.A_dagger(y, rcond=0.03).clamp(0, 1) - 1
+    x = x_init if x_init is not None else back_projection(y, op)
     for _ in range(K):
         m = tau2 * (x / rho**2 + x_t / abar[t].sqrt() / sigma_t**2)
         gamma = (tau2 / 4) / (lam * (sigma_y / 2) ** 2)           # the prox in [0, 1] units
@@ -66,7 +67,7 @@ def f_psi(y, op, kind: str = "pinv", x_t=None, t=None, ram=None) -> torch.Tensor
         if ram is None:
             raise ValueError("warm_start 'ram' needs a RAM network: an adapter distilled with it, or `ram: <checkpoint>`")
         return ram(x_t, t, y, op)
-    return 2 * (op.A_dagger(y, rcond=0.03) if kind == "pinv" else y).clamp(0, 1) - 1
+    return back_projection(y, op) if kind == "pinv" else 2 * y.clamp(0, 1) - 1
 
 
 def adapt(prior, adapter: str, K: int) -> tuple[float, str]:
