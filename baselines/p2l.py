@@ -36,8 +36,7 @@ class PromptTuner:
             for _ in range(self.prompt_steps):
                 x0 = self.prior.decode(tweedie(z_t.detach(), self.prior.eps(z_t.detach(), t, self.c), self.prior.abar[t]))
                 loss = (self.y - self.op.A(x0)).pow(2).flatten(1).mean(1).sum()
-                self.opt.zero_grad()
-                loss.backward()
+                self.c.grad, = torch.autograd.grad(loss, self.c)       # the embedding's gradient only
                 self.opt.step()
         return self.c.detach()
 

@@ -93,16 +93,21 @@ class Operator:
              n_iter: int = 50) -> torch.Tensor:
         """argmin_x gamma/2 |A x - y|^2 + 1/2 |x - u|^2 by gradient descent (nonlinear A).
 
-        The step 1/(1 + gamma L) uses L = 1, which holds for the non-expansive operators here.
+        The step 1/(1 + gamma L) uses L = 1, which holds for the non-expansive operators here. Where
+        gradients are on (a distillation through the prox), the result is differentiable in u and gamma
+        through its last step only, with the iterate before it held fixed (Jacobian-free backpropagation):
+        at the fixed point this is exact when A's Jacobian is the identity (as JPEG's is with rounding
+        passed straight through), and costs no unrolled graph.
         """
         gamma = torch.as_tensor(gamma, dtype=u.dtype, device=u.device)
         step = 1.0 / (1.0 + gamma)
         x = u.detach().clone()
         for _ in range(n_iter):
+            x = x.detach()
             with torch.enable_grad():
                 x.requires_grad_(True)
                 g, = torch.autograd.grad(self.data_fidelity(x, y).sum(), x)
-            x = (x - step * (gamma * g + x - u)).detach()
+            x = x.detach() - step * (gamma * g + x.detach() - u)
         return x
 
 

@@ -82,10 +82,14 @@ class LatentDiffusionPrior:
         return (self.vae.decode(z / self.scaling_factor).sample + 1) / 2
 
     def embed(self, prompts: list[str]) -> torch.Tensor:
+        """(B, tokens, dim) token embeddings; each distinct prompt is encoded once."""
         if self.text is None:
             from .text import TextEncoder
             self.text = TextEncoder()
-        return self.text.tokens(prompts)
+        unique = list(dict.fromkeys(prompts))
+        # the text encoder is a network call too; its replay (priors/calls.py) re-encodes the same prompts
+        self.calls.record("text encoder", lambda _: self.text.tokens(unique), torch.empty(len(unique)))
+        return self.text.tokens(unique)[[unique.index(p) for p in prompts]]
 
     def eps(self, z_t: torch.Tensor, t, c: torch.Tensor) -> torch.Tensor:
         self.nfe += z_t.shape[0]
@@ -110,6 +114,7 @@ class LatentDiffusionPrior:
         profile's image-text model: the digit-text similarity network, or CLIP ViT-L/14)."""
         if self.image_encoder is None:
             raise ValueError("this latent prior has no image-text model (config key priors.image_text)")
+        self.calls.record("image-text encoder", self.image_encoder, x)
         return self.image_encoder(x)
 
 

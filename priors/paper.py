@@ -89,6 +89,7 @@ class SDXLConsistencyPrior(ConsistencyPrior):
         self.added = None
 
     def embed(self, prompts):
+        self.calls.record("text encoder", lambda _: self.text.encode(prompts), torch.empty(len(prompts)))
         tokens, pooled = self.text.encode(prompts)
         if self.added is None:
             self.set_added_conditions(pooled)

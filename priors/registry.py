@@ -34,6 +34,16 @@ def load_prior(kind: str, priors: dict):
     prior = _load(priors[kind])
     if kind in ("latent", "consistency") and "image_text" in priors:
         prior.image_encoder = load_image_text(priors["image_text"])
+    return frozen(prior)
+
+
+def frozen(prior):
+    """The prior with every network's weights frozen: solvers differentiate with respect to images,
+    latents or embeddings, never weights, so no backward pass computes or stores weight gradients."""
+    import torch
+    for value in vars(prior).values():
+        if isinstance(value, torch.nn.Module):
+            value.requires_grad_(False)
     return prior
 
 

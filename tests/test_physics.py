@@ -157,3 +157,24 @@ def test_bad_operator_names_and_parameters():
         physics.build_operator({"name": "jpeg", "quality": 0}, (1, S, S), 0.0)
     with pytest.raises(ValueError, match="sigma_y"):
         Operator(sigma_y=-1)
+
+
+def test_gradient_prox_is_differentiable_through_its_last_step():
+    """A = identity behind the generic (gradient-descent) prox: prox(u) = (u + gamma y) / (1 + gamma), so
+    d prox / du = 1 / (1 + gamma) and d prox / d gamma = (y - u) / (1 + gamma)^2 exactly."""
+
+    class Identity(Operator):
+        def A(self, x):
+            return x
+
+    g = torch.Generator().manual_seed(0)
+    u0, y = torch.randn(3, 5, generator=g, dtype=torch.float64), torch.randn(3, 5, generator=g, dtype=torch.float64)
+    u, gamma = u0.clone().requires_grad_(True), torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    x = Identity(0.0).prox(u, y, gamma, n_iter=60)
+    assert torch.allclose(x, (u0 + 0.7 * y) / 1.7, atol=1e-10)
+    w = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    du, dgamma = torch.autograd.grad((w * x).sum(), [u, gamma])
+    assert torch.allclose(du, w / 1.7, atol=1e-10)
+    assert torch.allclose(dgamma, (w * (y - u0)).sum() / 1.7**2, atol=1e-10)
+    with torch.no_grad():                                     # solvers: no graph
+        assert not Identity(0.0).prox(u, y, gamma).requires_grad

@@ -74,3 +74,11 @@ def test_lcm_scheduler_sampling_is_multistep_consistency_sampling(tiny_consisten
             a = lcm_scheduler_sample(prior, c, (2, 4, 4, 4), n_steps, g1)
             b = consistency_sample(prior, c, (2, 4, 4, 4), steps, g2)
             assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_load_prior_freezes_every_network():
+    """Solvers differentiate w.r.t. images, latents or embeddings: a loaded prior carries no trainable weight."""
+    from priors.registry import load_prior
+    prior = load_prior("consistency", {"consistency": "lcm", "image_text": "similarity"})
+    nets = [prior.vae, prior.unet, prior.image_encoder]
+    assert all(not p.requires_grad for net in nets for p in net.parameters())
