@@ -43,8 +43,8 @@ def _collect(workdir):
 def test_smoke_metrics_match_committed_values(smoke_run):
     workdir, _ = smoke_run
     got = _collect(workdir)
-    assert len(got) == 20          # 6 prior-free runs, 7 latent rows on deblur_gaussian, DiffPIR, DDRM and UD2M
-    #                                on the two pixel deblurring tasks, UD2M+RAM on px_deblur_gaussian
+    assert len(got) == 21          # 6 prior-free runs, 7 latent rows on deblur_gaussian, DiffPIR, DDRM, UD2M
+    #                                and UD2M+RAM on the two pixel deblurring tasks
     if os.environ.get("UPDATE_EXPECTED"):
         EXPECTED.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     expected = json.loads(EXPECTED.read_text())
