@@ -36,9 +36,10 @@ def latent_posterior_sampling(y, op, prior, generator, prompts, steps: int, omeg
             eps = prior.eps(z_in, t, c)
             z0 = tweedie(z_in, eps, a_t)
             x0 = prior.decode(z0)
-            loss = omega * (y - op.A(x0)).flatten(1).norm(dim=1)
+            Ax0 = op.A(x0)
+            loss = omega * (y - Ax0).flatten(1).norm(dim=1)
             if gamma:
-                glued = prior.encode((Aty + x0 - op.A_adjoint(op.A(x0))).clamp(0, 1))
+                glued = prior.encode((Aty + x0 - op.A_adjoint(Ax0)).clamp(0, 1))
                 loss = loss + gamma * (glued - z0).flatten(1).norm(dim=1)
             grad, = torch.autograd.grad(loss.sum(), z_in)
         z = (ddim_step(z0.detach(), eps.detach(), a_t, a_next) - grad).detach()

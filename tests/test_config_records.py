@@ -108,6 +108,7 @@ def test_wide_table_mirrors_the_latino_pro_slide():
 def test_wide_table_marks_solvers_that_do_not_run_on_a_task():
     cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
     cfg["priors"]["bridge"] = {"px_sr4": "i2sb_px_sr4"}                        # one bridge only
+    cfg["solvers"]["ud2m_ram"]["tasks"].remove("px_deblur_uniform")             # and no UD2M+RAM adapter there
     pairs = sc.table_pairs(cfg, "ud2m")
     assert ("px_jpeg10", "ddrm") not in pairs and ("px_sr4", "i2sb") in pairs and ("px_jpeg10", "i2sb") not in pairs
     spec = sc.table_spec(cfg, "ud2m")
@@ -122,6 +123,7 @@ def test_wide_table_marks_solvers_that_do_not_run_on_a_task():
     assert lines[rule + 1].startswith("| DPS |") and "n/a: the solver does not run" in text
     ram = next(line for line in lines if line.startswith("| UD2M+RAM (distilled) |"))
     assert ram.startswith("| UD2M+RAM (distilled) | 0 (12) | 21.00 (35.97) |") and "| n/a (36.96) |" in ram
+    assert ram.endswith("| n/a | n/a | n/a | 2 |")                             # JPEG: not run, nothing published
     cfg["tables"]["ud2m"]["solvers"].remove("ud2m_ram")                         # a published row nobody runs
     pairs = sc.table_pairs(cfg, "ud2m")
     text = render_table(sc.table_spec(cfg, "ud2m"), [_record(t, s, psnr=21.0) for t, s in pairs],
