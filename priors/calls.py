@@ -5,7 +5,8 @@ encoder and decoder), forward only or forward + backward when the solver differe
 them. ``CallLog`` counts calls by signature (name, input shapes, which inputs are differentiated);
 ``bare_seconds`` times each signature alone on random inputs of the same shapes, differentiating
 with respect to the same inputs (a gradient for the text embedding stops at the cross-attention; one
-for the latent runs the whole backward), and scales by its count. A solver's wall time divided by that is its loop overhead (1.0 = no overhead).
+for the latent runs the whole backward), and scales by its count. A solver's wall time divided by
+that is its loop overhead (1.0 = no overhead).
 """
 from __future__ import annotations
 

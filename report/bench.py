@@ -12,7 +12,7 @@ from __future__ import annotations
 def render_bench(title: str, records: list[dict]) -> str:
     lines = [f"# {title}", "",
              "Overhead = solve wall time / time of the same network calls made bare (denoiser, encoder, decoder, "
-             "and the image-text encoder of TReg's adaptive negation; forward, and backward with respect to the "
+             "text encoder, and the image-text encoder of TReg's adaptive negation; forward, and backward with respect to the "
              "same inputs where the solver differentiates through them), timed alone in the same job. "
              "Batched calls: all images of a task run as one batch. Prior load: reading and sha256-checking the "
              "shipped weights, building the networks.", "",
