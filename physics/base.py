@@ -101,13 +101,15 @@ class Operator:
         """
         gamma = torch.as_tensor(gamma, dtype=u.dtype, device=u.device)
         step = 1.0 / (1.0 + gamma)
+        track = torch.is_grad_enabled()
         x = u.detach().clone()
-        for _ in range(n_iter):
-            x = x.detach()
+        for k in range(n_iter):
             with torch.enable_grad():
                 x.requires_grad_(True)
                 g, = torch.autograd.grad(self.data_fidelity(x, y).sum(), x)
-            x = x.detach() - step * (gamma * g + x.detach() - u)
+            x = x.detach()
+            with torch.set_grad_enabled(track and k == n_iter - 1):   # a graph for the last step only
+                x = x - step * (gamma * g + x - u)
         return x
 
 
