@@ -13,6 +13,7 @@ folder with ``local_files_only=True``: nothing is resolved by the hub client its
   official LATINO-PRO code keeps ``added_cond_kwargs`` at the initial prompt.
 * ``load_adm_imagenet256()`` -- ADM ImageNet-256 (pixel solvers), through deepinv's ``DiffUNet``.
 * ``load_clip()`` -- CLIP ViT-L/14 (TReg's adaptive negation).
+* ``load_ram()`` -- deepinv's RAM (Terris et al. 2025), UD2M+RAM's warm start.
 """
 from __future__ import annotations
 
@@ -162,6 +163,19 @@ def load_adm_imagenet256(root=None):
     state = torch.load(root / checkpoint("adm_imagenet256_uncond")["files"][0], map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     return PixelDiffusionPrior(net, "linear", adm=True)
+
+
+def load_ram(name: str = "ram_deepinv", root=None, counter=None):
+    """deepinv's RAM with the published weights, as UD2M+RAM's warm start (``priors.ram.PhysicsRAMWarmStart``)."""
+    from .ram import PhysicsRAMWarmStart, build_deepinv_ram
+    root = Path(root or materialize(name))
+    net = build_deepinv_ram()
+    state = torch.load(root / checkpoint(name)["files"][0], map_location="cpu", weights_only=True)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{name} holds no deepinv RAM: {str(err).splitlines()[0]}") from None
+    return PhysicsRAMWarmStart(net.eval().requires_grad_(False), counter)
 
 
 def load_clip(root=None, dtype=torch.float32):

@@ -5,10 +5,13 @@ inputs, as RAM sees the stacked physics [A; sqrt(abar_t) I] with the measurement
     f_psi(x_t, y) = b + R_psi([b, x_t, 2 sigma_y], t),   b = 2 A^dagger y - 1   ([-1, 1] images)
 
 with A^dagger the truncated pseudo-inverse (the decoded image for JPEG, the observed pixels for inpainting).
-RAM itself is a DRUNet with Krylov blocks conditioned on A and A^T (deepinv ``RAM``; the ``paper``
-profile does not wire it in yet: it needs the suite's operators as deepinv physics); R_psi here is a small diffusers UNet2DModel with the time embedding of t, trained by MSE
-on x_0 over the tasks in turn, t ~ U{0..T-1} per image (``python -m priors.ram``). UD2M calls it once per
-sampler step (NFE 9 + 3 = 12 for K = N = 3) and fine-tunes it jointly with its adapter at 0.1 x the lr.
+R_psi is a small diffusers UNet2DModel with the time embedding of t, trained by MSE on x_0 over the tasks
+in turn, t ~ U{0..T-1} per image (``python -m priors.ram``). UD2M calls it once per sampler step (NFE
+9 + 3 = 12 for K = N = 3) and fine-tunes it jointly with its adapter at 0.1 x the lr.
+
+RAM itself (deepinv's ``RAM``: a DRUNet with Krylov blocks conditioned on A and A^T) is the ``paper``
+profile's warm start, ``PhysicsRAMWarmStart``: it sees UD2M's whitened stack [A; sqrt(abar_t) I] with the
+measurements (y, x_t') (physics/deepinv_physics.py). ``load_ram`` gives either, by checkpoint.
 """
 from __future__ import annotations
 
@@ -70,24 +73,66 @@ class RAMWarmStart:
         return self.net.parameters()
 
 
-def load_ram(name: str, counter=None) -> RAMWarmStart:
-    """A shipped RAM network (config/checkpoints.yaml, sha256-checked): the pretrained one, or the copy that a
-    UD2M+RAM adapter fine-tuned with it (its tensors named ``ram.*``)."""
+class PhysicsRAMWarmStart:
+    """RAM proper on UD2M's stacked physics (the official UD2M's ``RAM_Initialization``):
+
+        f_psi(x_t, t, y) = 2 RAM((w_1 y, w_2 x_t'), [w_1 A; w_2 sqrt(abar_t) I]) - 1,   x_t' = (x_t + sqrt(abar_t)) / 2,
+
+    w_i = m / sigma_i whitening both blocks to the smaller noise std m (physics.deepinv_physics.ud2m_stack).
+    ``t``: one step for the batch or one per image. Needs a linear operator (UD2M+RAM has no JPEG entry)."""
+
+    def __init__(self, net: torch.nn.Module, counter=None, abar: torch.Tensor | None = None):
+        from .schedules import alpha_bar
+        self.net = net
+        self.counter = counter
+        abar = abar if abar is not None else getattr(counter, "abar", None)     # the prior's schedule, if given
+        self.abar = (abar if abar is not None else alpha_bar("linear", 1000)).float()
+
+    def __call__(self, x_t, t, y, op) -> torch.Tensor:
+        from deepinv.utils import TensorList
+
+        from physics.deepinv_physics import ud2m_stack
+        abar_t = self.abar.to(x_t.device)[torch.as_tensor(t, device=x_t.device)].to(x_t.dtype)
+        stack, measurements = ud2m_stack(op, x_t, abar_t, sigma_floor=self.net.sigma_threshold)
+        ys = measurements(y)
+        if self.counter is not None:
+            self.counter.nfe += x_t.shape[0]
+            self.counter.calls.record("RAM", lambda a, b: self.net(TensorList([a, b]), stack), *ys)
+        return 2 * self.net(ys, stack) - 1
+
+    def parameters(self):
+        return self.net.parameters()
+
+
+def build_deepinv_ram() -> torch.nn.Module:
+    from deepinv.models import RAM
+    return RAM(pretrained=False, device="cpu")
+
+
+def load_ram(name: str, counter=None) -> RAMWarmStart | PhysicsRAMWarmStart:
+    """A RAM network by checkpoint name (config/checkpoints.yaml, sha256-checked): a published one (deepinv's
+    RAM, fetched in the ``paper`` profile), a shipped one, or the copy that a UD2M+RAM adapter fine-tuned
+    (its tensors named ``ram.*``; the architecture is read off the tensor names)."""
     from safetensors.torch import load_file
     from suite.config import ROOT, checkpoint
     from .store import verify_sha256
     ck = checkpoint(name)
+    if "files" in ck:
+        from .paper import load_ram as load_published
+        return load_published(name, counter=counter)
     path = ROOT / ck["path"]
     verify_sha256(path, ck["sha256"])
     state = load_file(str(path))
     if any(k.startswith("ram.") for k in state):
         state = {k[4:]: v for k, v in state.items() if k.startswith("ram.")}
-    net = build_net()
+    deepinv_ram = any(k.startswith("m_head.") for k in state)
+    net = build_deepinv_ram() if deepinv_ram else build_net()
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"{name} holds no RAM network of this architecture: {str(err).splitlines()[0]}") from None
-    return RAMWarmStart(net.eval().requires_grad_(False), counter)
+    net = net.eval().requires_grad_(False)
+    return PhysicsRAMWarmStart(net, counter) if deepinv_ram else RAMWarmStart(net, counter)
 
 
 def train(tasks=TASKS, *, steps: int, batch_size: int = 32, lr: float = 1e-3, ema_decay: float = 0.999,

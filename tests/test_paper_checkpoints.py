@@ -63,7 +63,8 @@ def _vae():
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    """Tiny SD 1.5, LCM-LoRA, SDXL + DMD2 + VAE and CLIP repositories behind a loopback 'hub'."""
+    """Tiny SD 1.5, LCM-LoRA, SDXL + DMD2 + VAE and CLIP repositories, and a random-weight RAM, behind a
+    loopback 'hub'."""
     from diffusers import StableDiffusionPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
@@ -105,6 +106,12 @@ def hub(tmp_path_factory):
                                         num_attention_heads=4, image_size=32, patch_size=8), projection_dim=16)
     CLIPModel(cfg).save_pretrained(clip)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(clip)
+    # deepinv's RAM (its size is fixed: 35.6 M parameters, stored in fp16 here)
+    from deepinv.models import RAM
+    torch.manual_seed(0)
+    repo("ram_deepinv").mkdir(parents=True)
+    torch.save({k: v.half() for k, v in RAM(pretrained=False, device="cpu").state_dict().items()},
+               repo("ram_deepinv") / "ram.pth.tar")
 
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None
@@ -183,3 +190,60 @@ def test_adm_adapter_takes_the_epsilon_channels():
     with torch.no_grad():
         raw = net(x, torch.tensor([500]), type_t="timestep")
     assert raw.shape[1] == 6 and torch.equal(eps, raw[:, :3]) and prior.nfe == 1
+
+
+def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypatch, tmp_path):
+    """deepinv's RAM, fetched and loaded as UD2M+RAM's warm start: its call equals RAM run on a stack built
+    independently (deepinv's own stacked physics over the dense matrix of A), UD2M counts one RAM call per
+    step, and an adapter's fine-tuned copy (``ram.*`` tensors) loads back into the same architecture."""
+    import deepinv as dinv
+    from deepinv.utils import TensorList
+
+    import physics
+    from conftest import dense
+    from methods import ud2m
+    from priors.ram import PhysicsRAMWarmStart, load_ram
+    from priors.store import save_tensors
+    from test_ud2m import tiny_prior
+    fetch, _ = fetched
+    root = fetch("ram_deepinv")
+    monkeypatch.setattr(paper, "materialize", lambda name, *a, **k: root)
+    prior = tiny_prior()
+    ram = load_ram("ram_deepinv", counter=prior)                 # the checkpoint's entry routes to the paper loader
+    assert isinstance(ram, PhysicsRAMWarmStart)
+    saved = torch.load(root / "ram.pth.tar", weights_only=True)
+    assert all(torch.equal(v, saved[k].float()) for k, v in ram.net.state_dict().items())
+
+    op = physics.build_operator({"name": "gaussian_blur", "variance": 3.0, "kernel_size": 5}, (1, 16, 16), 0.01)
+    g = torch.Generator().manual_seed(0)
+    y = op.measure(torch.rand(2, 1, 16, 16, generator=g), g)
+    x_t = torch.randn(2, 1, 16, 16, generator=g)
+    t = 700
+    with torch.no_grad():
+        out = ram(x_t, t, y, op)
+        M = torch.from_numpy(dense(op.A, (1, 16, 16))).float()
+        a = float(prior.abar[t])
+        s_t = (1 - a) ** 0.5 / 2
+        m = min(0.01, s_t)
+        w1, w2 = m / 0.01, m / s_t
+        blur = lambda u, T: (u.reshape(len(u), -1) @ T).reshape(u.shape)
+        P1 = dinv.physics.LinearPhysics(A=lambda u, **_: w1 * blur(u, M.T), A_adjoint=lambda u, **_: w1 * blur(u, M))
+        P2 = dinv.physics.LinearPhysics(A=lambda u, **_: w2 * a ** 0.5 * u, A_adjoint=lambda u, **_: w2 * a ** 0.5 * u)
+        stack = dinv.physics.StackedLinearPhysics([P1, P2])
+        stack.noise_model = dinv.physics.GaussianNoise(m)
+        ref = 2 * ram.net(TensorList([w1 * y, w2 * (x_t + a ** 0.5) / 2]), stack) - 1
+    assert out.shape == x_t.shape and torch.allclose(out, ref, atol=1e-4)
+    assert prior.nfe == 2 and prior.calls.summary() == {"RAM": 1}
+
+    prior = tiny_prior()
+    prior.ram = PhysicsRAMWarmStart(ram.net, counter=prior)
+    x = ud2m.solve(y, op, prior, generator=torch.Generator().manual_seed(1), K=1, N=3, warm_start="ram")
+    assert x.shape == (2, 1, 16, 16) and torch.isfinite(x).all()
+    assert prior.nfe == 2 * (1 * 3 + 3) and prior.calls.summary() == {"denoiser": 3, "RAM": 3}
+
+    path = tmp_path / "adapter.safetensors"
+    sha = save_tensors({f"ram.{k}": v for k, v in ram.net.state_dict().items()}, path)
+    monkeypatch.setattr("suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    copy = load_ram("an_adapter")
+    assert isinstance(copy, PhysicsRAMWarmStart)
+    assert all(torch.equal(v, copy.net.state_dict()[k]) for k, v in ram.net.state_dict().items())

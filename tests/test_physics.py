@@ -178,3 +178,31 @@ def test_gradient_prox_is_differentiable_through_its_last_step():
     assert torch.allclose(dgamma, (w * (y - u0)).sum() / 1.7**2, atol=1e-10)
     with torch.no_grad():                                     # solvers: no graph
         assert not Identity(0.0).prox(u, y, gamma).requires_grad
+
+
+def test_ud2m_stack_whitens_each_block_against_dense():
+    """UD2M's stacked physics for RAM, [w_1 A; w_2 sqrt(abar_t) I] with w_i = m / sigma_i and m the smaller
+    noise std, against the dense matrix of A, with one abar_t per image (the second makes sigma_t < sigma_y)."""
+    from deepinv.utils import TensorList
+    from physics.deepinv_physics import ud2m_stack
+    op, shape = make("sr_block", sigma_y=0.01)
+    M = torch.from_numpy(dense(op.A, shape))
+    g = torch.Generator().manual_seed(0)
+    abar = torch.tensor([1e-4, 0.9999], dtype=torch.float64)
+    x_t, x = (torch.randn(2, *shape, generator=g, dtype=torch.float64) for _ in range(2))
+    stack, measurements = ud2m_stack(op, x_t, abar)
+    y = torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64)
+    v = TensorList([torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64),
+                    torch.randn(2, *shape, generator=g, dtype=torch.float64)])
+    Ax, Atv, ys = stack.A(x), stack.A_adjoint(v), measurements(y)
+    for i in range(2):
+        s_y, s_t = 0.01, float((1 - abar[i]).sqrt() / 2)
+        m = min(s_y, s_t)
+        D = torch.cat([m / s_y * M, m / s_t * float(abar[i].sqrt()) * torch.eye(M.shape[1], dtype=M.dtype)])
+        assert torch.allclose(torch.cat([Ax[0][i].flatten(), Ax[1][i].flatten()]), D @ x[i].flatten())
+        assert torch.allclose(Atv[i].flatten(), D.T @ torch.cat([v[0][i].flatten(), v[1][i].flatten()]))
+        assert float(stack.noise_model.sigma[i]) == pytest.approx(m)
+        assert torch.allclose(ys[0][i], m / s_y * y[i])
+        assert torch.allclose(ys[1][i], m / s_t * (x_t[i] + float(abar[i].sqrt())) / 2)
+    with pytest.raises(ValueError, match="RAM needs a linear operator"):
+        ud2m_stack(physics.build_operator({"name": "jpeg", "quality": 10}, (1, S, S), 0.01), x_t, abar)
