@@ -70,6 +70,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
+    from .memory import keep_freed_memory
+    keep_freed_memory()       # before the heavy imports: no page faults per network call (suite/memory.py)
     from . import stages  # heavy imports only once the arguments are known
     if args.threads:
         import torch
