@@ -61,7 +61,7 @@ def ud2m_stack(op, x_t: torch.Tensor, abar_t: torch.Tensor, sigma_floor: float =
     root = abar_t.sqrt()
     sig_y = _as_tensor(max(op.sigma_y, sigma_floor), x_t).expand_as(abar_t)
     sig_t = ((1 - abar_t).sqrt() / 2).clamp_min(sigma_floor)
-    stack = WhitenedStack([(op.A, op.A_adjoint, sig_y),
-                           (lambda u: u * _per_image(root, u.ndim), lambda u: u * _per_image(root, u.ndim), sig_t)])
+    scale = lambda u: u * _per_image(root, u.ndim)      # sqrt(abar_t) I, its own adjoint
+    stack = WhitenedStack([(op.A, op.A_adjoint, sig_y), (scale, scale, sig_t)])
     x_prime = (x_t + _per_image(root, x_t.ndim)) / 2
     return stack, lambda y: stack.measurements([y, x_prime])
