@@ -1,7 +1,7 @@
 """The suite's linear operators as deepinv physics, for networks that condition on one: RAM (Terris,
 Hurault, Song, Tachella, arXiv 2503.08915), UD2M+RAM's warm start in the ``paper`` profile.
 
-``whitened_stack`` builds UD2M's stacked physics [A; sqrt(abar_t) I] with measurements (y, x_t'): every
+``ud2m_stack`` builds UD2M's stacked physics (a ``WhitenedStack``) [A; sqrt(abar_t) I] with measurements (y, x_t'): every
 block i, of noise std sigma_i, is scaled by w_i = m / sigma_i with m = min_i sigma_i, so that the stack
 has one noise std m, as the official UD2M's ``StackedJointPhysics`` (charles-kmc/UD2M, hqs_modules.py).
 """

@@ -167,15 +167,10 @@ def load_adm_imagenet256(root=None):
 
 def load_ram(name: str = "ram_deepinv", root=None, counter=None):
     """deepinv's RAM with the published weights, as UD2M+RAM's warm start (``priors.ram.PhysicsRAMWarmStart``)."""
-    from .ram import PhysicsRAMWarmStart, build_deepinv_ram
+    from .ram import ram_from_state
     root = Path(root or materialize(name))
-    net = build_deepinv_ram()
     state = torch.load(root / checkpoint(name)["files"][0], map_location="cpu", weights_only=True)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{name} holds no deepinv RAM: {str(err).splitlines()[0]}") from None
-    return PhysicsRAMWarmStart(net.eval().requires_grad_(False), counter)
+    return ram_from_state(state, name, counter)
 
 
 def load_clip(root=None, dtype=torch.float32):

@@ -112,7 +112,7 @@ def build_deepinv_ram() -> torch.nn.Module:
 def load_ram(name: str, counter=None) -> RAMWarmStart | PhysicsRAMWarmStart:
     """A RAM network by checkpoint name (config/checkpoints.yaml, sha256-checked): a published one (deepinv's
     RAM, fetched in the ``paper`` profile), a shipped one, or the copy that a UD2M+RAM adapter fine-tuned
-    (its tensors named ``ram.*``; the architecture is read off the tensor names)."""
+    (its tensors named ``ram.*``)."""
     from safetensors.torch import load_file
     from suite.config import ROOT, checkpoint
     from .store import verify_sha256
@@ -125,6 +125,11 @@ def load_ram(name: str, counter=None) -> RAMWarmStart | PhysicsRAMWarmStart:
     state = load_file(str(path))
     if any(k.startswith("ram.") for k in state):
         state = {k[4:]: v for k, v in state.items() if k.startswith("ram.")}
+    return ram_from_state(state, name, counter)
+
+
+def ram_from_state(state: dict, name: str, counter=None) -> RAMWarmStart | PhysicsRAMWarmStart:
+    """The frozen warm start holding ``state``: deepinv's RAM where the tensor names are its, else R_psi."""
     deepinv_ram = any(k.startswith("m_head.") for k in state)
     net = build_deepinv_ram() if deepinv_ram else build_net()
     try:
