@@ -1,17 +1,24 @@
-"""The network calls a prior makes, logged so that they can be replayed bare.
+"""The network calls a prior makes, logged so that they can be timed bare.
 
 A solver's unavoidable cost is its network calls: the denoiser (and, for latent solvers, the
 encoder and decoder), forward only or forward + backward when the solver differentiates through
-them. ``CallLog`` counts calls by signature (name, input shapes, which inputs are differentiated);
-``bare_seconds`` times each signature alone on random inputs of the same shapes, differentiating
-with respect to the same inputs (a gradient for the text embedding stops at the cross-attention; one
-for the latent runs the whole backward), and scales by its count. A solver's wall time divided by
-that is its loop overhead (1.0 = no overhead).
+them. ``CallLog`` counts calls by signature (name, input shapes, which inputs are differentiated).
+A bare call is the same network on random inputs of the same shapes, differentiated with respect to
+the same inputs (a gradient for the text embedding stops at the cross-attention; one for the latent
+runs the whole backward), with nothing of the solver around it. A solver's wall time divided by
+the bare time of all its calls is its loop overhead (1.0 = no overhead).
+
+Bare calls are timed *interleaved* with the solve (``interleave``): just before the solver's own
+call, at the first ``1 + reps`` calls of each signature (the first a warm-up, not counted) and at
+every ``every``-th call after, so that the bare time is sampled across the whole solve, under the
+same load of the machine as the solve itself. The time the replays take (``replay_s``) is taken out
+of the solve's wall time. ``bare_seconds`` scales each signature's mean bare time by its count.
+Replay inputs come from the log's own generator: the solver's random streams are untouched.
 """
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Callable
 
 import torch
@@ -21,16 +28,36 @@ class CallLog:
     def __init__(self):
         self.counts: Counter = Counter()
         self.fns: dict[tuple, Callable] = {}
+        self.samples: dict[tuple, list[float]] = defaultdict(list)
+        self.replay_s = 0.0
+        self.every, self.reps = 0, 3
+        self._generators: dict[str, torch.Generator] = {}
+
+    def interleave(self, every: int, reps: int = 3) -> "CallLog":
+        """Time a bare replay before the solver's own call at calls 1 .. 1 + reps and every ``every``-th
+        call of each signature (0: no interleaved timing)."""
+        self.every, self.reps = int(every), int(reps)
+        return self
 
     def record(self, name: str, fn: Callable, *tensors: torch.Tensor) -> None:
         grad = tuple(i for i, t in enumerate(tensors) if t.requires_grad) if torch.is_grad_enabled() else ()
         key = (name, tuple(tuple(t.shape) for t in tensors), grad)
         self.counts[key] += 1
         self.fns[key] = fn
+        n = self.counts[key]
+        if self.every and (n <= 1 + self.reps or n % self.every == 0):
+            start = time.perf_counter()
+            device, dtype = tensors[0].device, tensors[0].dtype
+            seconds = _time_once(fn, key[1], grad, device, dtype, self._generator(device))
+            if n > 1:
+                self.samples[key].append(seconds)
+            self.replay_s += time.perf_counter() - start
 
     def clear(self) -> None:
         self.counts.clear()
         self.fns.clear()
+        self.samples.clear()
+        self.replay_s = 0.0
 
     def summary(self) -> dict:
         """{name: number of calls (batched calls count once)}."""
@@ -39,27 +66,40 @@ class CallLog:
             out[name] += n
         return dict(out)
 
+    def _generator(self, device) -> torch.Generator:
+        if str(device) not in self._generators:
+            self._generators[str(device)] = torch.Generator(device=device).manual_seed(0)
+        return self._generators[str(device)]
 
-def _time_once(fn: Callable, shapes, grad: tuple[int, ...], device, dtype, sync) -> float:
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize(device)
+
+
+def _time_once(fn: Callable, shapes, grad: tuple[int, ...], device, dtype, generator=None) -> float:
     """One call on random inputs; with ``grad`` (indices of the differentiated inputs) forward + backward."""
-    inputs = [torch.randn(s, device=device, dtype=dtype, requires_grad=i in grad) for i, s in enumerate(shapes)]
+    inputs = [torch.randn(s, device=device, dtype=dtype, generator=generator, requires_grad=i in grad)
+              for i, s in enumerate(shapes)]
+    _sync(device)
     start = time.perf_counter()
     with torch.set_grad_enabled(bool(grad)):
         out = fn(*inputs)
         if grad:
             torch.autograd.grad(out.sum(), [inputs[i] for i in grad])
-    sync()
+    _sync(device)
     return time.perf_counter() - start
 
 
 def bare_seconds(log: CallLog, device="cpu", dtype=torch.float32, reps: int = 3) -> dict:
-    """{name: seconds} the logged calls take alone (mean of ``reps`` timed calls after a warm-up, x count)."""
-    cuda = str(device).startswith("cuda") and torch.cuda.is_available()
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    """{name: seconds} the logged calls take bare: each signature's mean interleaved bare time x its
+    count; a signature timed no time during the solve is timed now (a warm-up, then ``reps`` calls)."""
     out: Counter = Counter()
     for key, count in log.counts.items():
         (name, shapes, grad), fn = key, log.fns[key]
-        _time_once(fn, shapes, grad, device, dtype, sync)
-        n = min(reps, count)
-        out[name] += count * sum(_time_once(fn, shapes, grad, device, dtype, sync) for _ in range(n)) / n
+        samples = log.samples.get(key) or []
+        if not samples:
+            _time_once(fn, shapes, grad, device, dtype)
+            samples = [_time_once(fn, shapes, grad, device, dtype) for _ in range(min(reps, count))]
+        out[name] += count * sum(samples) / len(samples)
     return dict(out)

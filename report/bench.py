@@ -2,7 +2,8 @@
 
 Per (task, solver) run record: seconds per image, NFE, autoencoder calls per image, and the
 overhead ratio = solve wall time / the time of the same network calls made bare (each call
-signature timed alone on random inputs of the same shapes, in the same run; ``priors/calls.py``).
+signature timed alone on random inputs of the same shapes, interleaved with the solve so that both
+times see the same load of the machine; ``priors/calls.py``).
 A ratio near 1 means the loop around the networks costs nothing; the prox, CG and bookkeeping are
 what push it above.
 """
@@ -10,10 +11,15 @@ from __future__ import annotations
 
 
 def render_bench(title: str, records: list[dict]) -> str:
+    every = "/".join(sorted({str(r["config"].get("bare_timing_every", 0)) for r in records}))
     lines = [f"# {title}", "",
              "Overhead = solve wall time / time of the same network calls made bare (denoiser, encoder, decoder, "
              "text encoder, and the image-text encoder of TReg's adaptive negation; forward, and backward with respect to the "
-             "same inputs where the solver differentiates through them), timed alone in the same job. "
+             "same inputs where the solver differentiates through them), timed alone in the course of the same solve: "
+             "a bare replay on random inputs of the call's shapes just before the solver's own call, at the first 4 "
+             "calls of each signature (the first a warm-up) and every N-th after, its time taken out of the wall time "
+             f"(N = {every}, config `bare_timing_every`; 0: every signature timed after the solve); a signature called "
+             "once is timed after the solve. "
              "Batched calls: all images of a task run as one batch. Prior load: reading and sha256-checking the "
              "shipped weights, building the networks.", "",
              "| task | solver | images | s / image | NFE / image | autoencoder calls / image | network calls (batched) "

@@ -27,9 +27,11 @@ SCHEMA = {
         "wall_time_s": {"type": "number", "minimum": 0},
         "peak_memory_mb": {"type": "number", "minimum": 0},
         "cost": {"type": "object", "description": "autoencoder calls per image, network calls by kind (batched "
-                 "calls count once) and the seconds those calls take alone (priors/calls.py)",
+                 "calls count once), the seconds those calls take alone (priors/calls.py) and the seconds spent "
+                 "timing them, interleaved with the solve and not part of wall_time_s",
                  "properties": {"autoencoder_calls_per_image": {"type": "number", "minimum": 0},
                                 "prior_load_s": {"type": "number", "minimum": 0},
+                                "bare_timing_s": {"type": "number", "minimum": 0},
                                 "network_calls": {"type": "object"},
                                 "bare_network_s": {"type": "object",
                                                    "additionalProperties": {"type": "number", "minimum": 0}}}},

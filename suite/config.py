@@ -169,7 +169,8 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     hyper = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}
     from suite.registry import solver_module
     out = {**degrade_spec(cfg, task), "solver": solver, "module": module_name(cfg, solver), "hyper": hyper,
-           "device": cfg["device"], "solver_images": min(s.get("n_images", cfg["n_images"]), cfg["n_images"])}
+           "device": cfg["device"], "bare_timing_every": cfg["bare_timing_every"],
+           "solver_images": min(s.get("n_images", cfg["n_images"]), cfg["n_images"])}
     kind = getattr(solver_module(out["module"]), "USES_PRIOR", False)
     if kind:
         if kind not in cfg.get("priors", {}):

@@ -1,0 +1,76 @@
+"""Bare network time sampled during the solve (priors/calls.py): which calls are timed, what is
+taken out of the wall time, and that the solve itself is untouched."""
+import time
+
+import pytest
+import torch
+
+import physics
+from methods import latino
+from priors.calls import CallLog, bare_seconds
+
+
+def _sleeper(seconds, calls):
+    def net(z):
+        calls.append(z.clone())
+        time.sleep(seconds)
+        return z
+    return net
+
+
+def test_bare_replays_follow_the_schedule_and_skip_the_warm_up():
+    log, seen = CallLog().interleave(every=5, reps=3), []
+    net = _sleeper(0.0, seen)
+    for _ in range(20):
+        log.record("denoiser", net, torch.zeros(2, 3))
+    key = ("denoiser", ((2, 3),), ())
+    # replays before calls 1-4 (call 1's is a warm-up) and 5, 10, 15, 20
+    assert len(seen) == 8 and len(log.samples[key]) == 7 and log.counts[key] == 20
+    assert all(not torch.equal(z, torch.zeros(2, 3)) for z in seen)      # random inputs of the call's shape
+
+
+def test_interleaved_bare_time_and_the_time_taken_out_of_the_wall_time():
+    """A 'solver' of 12 network calls (20 ms each) with 10 ms of its own work per step: overhead 1.5."""
+    log, seen = CallLog().interleave(every=1, reps=0), []
+    net = _sleeper(0.02, seen)
+    start = time.perf_counter()
+    for _ in range(12):
+        log.record("denoiser", net, torch.zeros(1))
+        time.sleep(0.02)            # the solver's own call
+        time.sleep(0.01)            # the loop around it
+    wall = time.perf_counter() - start - log.replay_s
+    bare = sum(bare_seconds(log).values())
+    assert len(seen) == 12 and log.replay_s >= 12 * 0.02
+    assert bare == pytest.approx(12 * 0.02, rel=0.25)
+    assert wall == pytest.approx(12 * 0.03, rel=0.25)
+    assert wall / bare == pytest.approx(1.5, rel=0.2)
+
+
+def test_a_signature_never_replayed_during_the_solve_is_timed_after_it():
+    log, seen = CallLog(), []
+    for _ in range(3):
+        log.record("decoder", _sleeper(0.0, seen), torch.zeros(4))
+    assert seen == [] and log.replay_s == 0
+    assert set(bare_seconds(log, reps=2)) == {"decoder"} and len(seen) == 3     # a warm-up and 2 timed calls
+
+
+def test_interleaved_timing_leaves_the_solve_and_the_global_rng_unchanged(tiny_consistency_prior):
+    prior = tiny_consistency_prior
+    op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
+    y = op.measure(torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(5)),
+                   torch.Generator().manual_seed(6))
+    runs = []
+    for every in (0, 1):
+        prior.calls.clear()
+        prior.calls.interleave(every)
+        torch.manual_seed(123)
+        x_hat = latino.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(2)], steps=4)
+        runs.append((x_hat, torch.rand(3), prior.calls.replay_s, dict(prior.calls.samples)))
+    prior.calls.interleave(0)
+    (x0, r0, replay0, samples0), (x1, r1, replay1, samples1) = runs
+    assert torch.equal(x0, x1) and torch.equal(r0, r1)
+    assert replay0 == 0 and not samples0 and replay1 > 0
+    # every signature called more than once has bare samples from the solve; the text encoder, called once
+    # (its replay the warm-up), is timed after it
+    assert {name for name, _, _ in samples1} == {"encoder", "denoiser", "decoder"}
+    assert set(bare_seconds(prior.calls)) == {"text encoder", "encoder", "denoiser", "decoder"}
