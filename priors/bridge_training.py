@@ -29,11 +29,10 @@ def load_bridge(name: str) -> BridgePrior:
     """A shipped bridge (config/checkpoints.yaml, sha256-checked) with the schedule it was trained with."""
     from safetensors import safe_open
     from suite.config import ROOT, checkpoint
-    from .pixel_ddpm import build_unet
-    from .store import load_weights
+    from .pixel_ddpm import load_unet
     ck = checkpoint(name)
     path = ROOT / ck["path"]
-    net = load_weights(build_unet(), path, ck["sha256"])
+    net = load_unet(path, ck["sha256"])
     with safe_open(str(path), "pt") as f:
         card = json.loads((f.metadata() or {}).get("card", "{}"))
     return BridgePrior(net, card["beta_max"], card["ot_ode"])
@@ -49,7 +48,7 @@ def validation_psnr(prior: BridgePrior, op, x_val: torch.Tensor, nfe: int = 100,
 
 def main(argv=None):
     from suite.config import checkpoint
-    from .pixel_ddpm import load_pixel_prior
+    from .pixel_ddpm import CONFIG, load_pixel_prior
     from .store import save_weights
     from .training import task_data, task_parser
     args = task_parser(__doc__, steps=3000, lr=1e-4).parse_args(argv)
@@ -64,7 +63,8 @@ def main(argv=None):
                 n_train=len(x_train), n_val=len(x_val),
                 val_psnr_nfe100=round(validation_psnr(BridgePrior(ema, card["beta_max"], card["ot_ode"]), op, x_val), 3))
     card["command"] = "python -m priors.bridge_training " + " ".join(sys.argv[1:] if argv is None else argv)
-    save_weights(ema, args.out, metadata={"card": json.dumps(card)})
+    config = {k: prior.net.config[k] for k in CONFIG}
+    save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(config)})
     Path(args.out).with_suffix(".md").write_text(model_card(card))
     print(json.dumps(card, indent=1))
 

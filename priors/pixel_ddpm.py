@@ -27,6 +27,21 @@ def build_unet(**overrides) -> UNet2DModel:
     return UNet2DModel(**{**CONFIG, **overrides})
 
 
+def unet_config(path) -> dict:
+    """The UNet config a pixel checkpoint was saved with (its metadata; ``CONFIG`` for files without)."""
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    return json.loads(meta["config"]) if "config" in meta else dict(CONFIG)
+
+
+def load_unet(path, sha256: str | None) -> UNet2DModel:
+    """A pixel UNet (the DDPM or a network fine-tuned from it) of the architecture its file names."""
+    from .store import load_weights, verify_sha256
+    verify_sha256(path, sha256)
+    return load_weights(UNet2DModel(**unet_config(path)), path, None)
+
+
 class PixelDiffusionPrior:
     """eps(x_t, t) of an epsilon-prediction network, with its schedule and an NFE counter.
 
@@ -64,24 +79,24 @@ class PixelDiffusionPrior:
 def load_pixel_prior(name: str = "pixel_ddpm") -> PixelDiffusionPrior:
     """The shipped pixel prior, sha256-checked (config/checkpoints.yaml)."""
     from suite.config import ROOT, checkpoint
-    from .store import load_weights
     ck = checkpoint(name)
-    return PixelDiffusionPrior(load_weights(build_unet(), ROOT / ck["path"], ck["sha256"]))
+    return PixelDiffusionPrior(load_unet(ROOT / ck["path"], ck["sha256"]))
 
 
 def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float = 0.999, seed: int = 0,
-          init: str | None = None):
-    """``init``: continue from saved weights (the EMA of an earlier run) instead of a fresh UNet."""
+          init: str | None = None, **arch):
+    """``init``: continue from saved weights (the EMA of an earlier run, its architecture) instead of a
+    fresh UNet of ``CONFIG`` with ``arch`` overrides (``layers_per_block``, ``block_out_channels``)."""
     from datasets import digits
-    from .store import load_weights
     from .training import train_epsilon
     torch.manual_seed(seed)
     x, _ = digits("train", 32)
-    unet = build_unet()
-    if init:
-        load_weights(unet, init, None).train()
-    return train_epsilon(unet, x * 2 - 1, alpha_bar("linear"), steps=steps, batch_size=batch_size, lr=lr,
-                         ema_decay=ema_decay, seed=seed, desc="pixel DDPM")
+    unet = load_unet(init, None).train() if init else build_unet(**arch)
+    if init and any(json.dumps(unet.config[k]) != json.dumps(v) for k, v in arch.items()):
+        raise ValueError(f"--init {init} has the architecture {dict((k, unet.config[k]) for k in arch)}, not {arch}")
+    ema, card = train_epsilon(unet, x * 2 - 1, alpha_bar("linear"), steps=steps, batch_size=batch_size, lr=lr,
+                              ema_decay=ema_decay, seed=seed, desc="pixel DDPM")
+    return ema, card, {k: unet.config[k] for k in CONFIG}
 
 
 def main(argv=None):
@@ -93,10 +108,15 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="continue from these weights")
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--channels", type=lambda s: tuple(int(c) for c in s.split(",")), default=None,
+                    help="block_out_channels, e.g. 32,64,64 (default: CONFIG's)")
+    ap.add_argument("--layers-per-block", type=int, default=None, help="res-blocks per level (default: CONFIG's)")
     args = ap.parse_args(argv)
-    ema, card = train(args.steps, args.batch_size, lr=args.lr, seed=args.seed, init=args.init)
+    arch = {k: v for k, v in (("block_out_channels", args.channels), ("layers_per_block", args.layers_per_block))
+            if v is not None}
+    ema, card, config = train(args.steps, args.batch_size, lr=args.lr, seed=args.seed, init=args.init, **arch)
     card["init"] = args.init
-    save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(CONFIG)})
+    save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(config)})
     print(json.dumps(card, indent=1))
 
 

@@ -78,7 +78,7 @@ def test_bridge_training_fits_pairs_and_the_shipped_file_round_trips(tmp_path, m
     import json
     from priors.bridge import train_bridge
     from priors.bridge_training import bridge_setting, load_bridge
-    from priors.pixel_ddpm import build_unet
+    from priors.pixel_ddpm import CONFIG, build_unet
     from priors.store import save_weights
     torch.manual_seed(0)
     small = dict(block_out_channels=(8, 8, 8), norm_num_groups=4, attention_head_dim=4)
@@ -88,9 +88,9 @@ def test_bridge_training_fits_pairs_and_the_shipped_file_round_trips(tmp_path, m
     ema, card = train_bridge(net, x0, x0.flip(-1), prior, steps=30, batch_size=8, lr=1e-3, ema_decay=0.5)
     assert card["beta_max"] == 0.3 and not card["ot_ode"] and card["final_loss_avg200"] > 0
     path = tmp_path / "i2sb_x.safetensors"
-    sha = save_weights(ema, path, metadata={"card": json.dumps(card)})
+    config = {k: net.config[k] for k in CONFIG}            # the file names its architecture, as training saves it
+    sha = save_weights(ema, path, metadata={"card": json.dumps(card), "config": json.dumps(config)})
     monkeypatch.setattr("suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
-    monkeypatch.setattr("priors.pixel_ddpm.build_unet", lambda: build_unet(sample_size=16, **small))
     loaded = load_bridge("i2sb_x")
     assert loaded.beta_max == 0.3 and not loaded.ot_ode
     xn = torch.randn(2, 1, 16, 16)

@@ -82,3 +82,25 @@ def test_load_prior_freezes_every_network():
     prior = load_prior("consistency", {"consistency": "lcm", "image_text": "similarity"})
     nets = [prior.vae, prior.unet, prior.image_encoder]
     assert all(not p.requires_grad for net in nets for p in net.parameters())
+
+
+def test_pixel_ddpm_architecture_travels_with_its_weights(tmp_path):
+    """A pixel checkpoint names its UNet architecture in its metadata; continuing it keeps that architecture."""
+    from priors import pixel_ddpm
+    from priors.store import sha256_of
+    out = tmp_path / "wide.safetensors"
+    pixel_ddpm.main(["--out", str(out), "--steps", "2", "--batch-size", "4", "--channels", "16,16,32",
+                     "--layers-per-block", "2"])
+    assert pixel_ddpm.unet_config(out)["block_out_channels"] == [16, 16, 32]
+    unet = pixel_ddpm.load_unet(out, sha256_of(out))
+    assert unet.config.layers_per_block == 2 and len(unet.down_blocks[0].resnets) == 2
+    cont = tmp_path / "cont.safetensors"
+    pixel_ddpm.main(["--out", str(cont), "--steps", "1", "--batch-size", "4", "--init", str(out)])
+    assert pixel_ddpm.unet_config(cont) == pixel_ddpm.unet_config(out)
+    with pytest.raises(ValueError, match="architecture"):
+        pixel_ddpm.main(["--out", str(tmp_path / "x.safetensors"), "--steps", "1", "--init", str(out),
+                         "--layers-per-block", "1"])
+    # the shipped DDPM (and the bridges, saved before their files named it) build CONFIG's UNet
+    from suite.config import ROOT, checkpoint
+    ck = checkpoint("i2sb_px_sr4")
+    assert pixel_ddpm.load_unet(ROOT / ck["path"], ck["sha256"]).config.block_out_channels == (32, 64, 64)
