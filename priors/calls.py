@@ -9,9 +9,10 @@ runs the whole backward), with nothing of the solver around it. A solver's wall 
 the bare time of all its calls is its loop overhead (1.0 = no overhead).
 
 Bare calls are timed *interleaved* with the solve (``interleave``): just before the solver's own
-call, at the first ``1 + reps`` calls of each signature (the first a warm-up, not counted) and at
-every ``every``-th call after, so that the bare time is sampled across the whole solve, under the
-same load of the machine as the solve itself. The time the replays take (``replay_s``) is taken out
+call, at the first ``1 + reps`` calls of each signature (the first a warm-up, not counted; reps = 8,
+so that a short solve such as 8-step LATINO is sampled over its whole length) and at every
+``every``-th call after, so that the bare time is sampled across the whole solve, under the same
+load of the machine as the solve itself. The time the replays take (``replay_s``) is taken out
 of the solve's wall time. ``bare_seconds`` scales each signature's mean bare time by its count.
 Replay inputs come from the log's own generator: the solver's random streams are untouched.
 """
@@ -30,10 +31,10 @@ class CallLog:
         self.fns: dict[tuple, Callable] = {}
         self.samples: dict[tuple, list[float]] = defaultdict(list)
         self.replay_s = 0.0
-        self.every, self.reps = 0, 3
+        self.every, self.reps = 0, 8
         self._generators: dict[str, torch.Generator] = {}
 
-    def interleave(self, every: int, reps: int = 3) -> "CallLog":
+    def interleave(self, every: int, reps: int = 8) -> "CallLog":
         """Time a bare replay before the solver's own call at calls 1 .. 1 + reps and every ``every``-th
         call of each signature (0: no interleaved timing)."""
         self.every, self.reps = int(every), int(reps)

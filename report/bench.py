@@ -16,7 +16,7 @@ def render_bench(title: str, records: list[dict]) -> str:
              "Overhead = solve wall time / time of the same network calls made bare (denoiser, encoder, decoder, "
              "text encoder, and the image-text encoder of TReg's adaptive negation; forward, and backward with respect to the "
              "same inputs where the solver differentiates through them), timed alone in the course of the same solve: "
-             "a bare replay on random inputs of the call's shapes just before the solver's own call, at the first 4 "
+             "a bare replay on random inputs of the call's shapes just before the solver's own call, at the first 9 "
              "calls of each signature (the first a warm-up) and every N-th after, its time taken out of the wall time "
              f"(N = {every}, config `bare_timing_every`; 0: every signature timed after the solve); a signature called "
              "once is timed after the solve. "
