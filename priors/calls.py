@@ -13,7 +13,9 @@ call, at the first ``1 + reps`` calls of each signature (the first a warm-up, no
 so that a short solve such as 8-step LATINO is sampled over its whole length) and at every
 ``every``-th call after, so that the bare time is sampled across the whole solve, under the same
 load of the machine as the solve itself. The time the replays take (``replay_s``) is taken out
-of the solve's wall time. ``bare_seconds`` scales each signature's mean bare time by its count.
+of the solve's wall time. ``bare_seconds`` sums each signature's bare time over its calls, each
+call taking the time of the latest sample before it (the first sample also stands for the calls
+before it): the dense early samples weigh no more than the stretch of the solve they cover.
 Replay inputs come from the log's own generator: the solver's random streams are untouched.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ class CallLog:
     def __init__(self):
         self.counts: Counter = Counter()
         self.fns: dict[tuple, Callable] = {}
-        self.samples: dict[tuple, list[float]] = defaultdict(list)
+        self.samples: dict[tuple, list[tuple[int, float]]] = defaultdict(list)   # (call number, seconds)
         self.replay_s = 0.0
         self.every, self.reps = 0, 8
         self._generators: dict[str, torch.Generator] = {}
@@ -51,7 +53,7 @@ class CallLog:
             device, dtype = tensors[0].device, tensors[0].dtype
             seconds = _time_once(fn, key[1], grad, device, dtype, self._generator(device))
             if n > 1:
-                self.samples[key].append(seconds)
+                self.samples[key].append((n, seconds))
             self.replay_s += time.perf_counter() - start
 
     def clear(self) -> None:
@@ -93,14 +95,18 @@ def _time_once(fn: Callable, shapes, grad: tuple[int, ...], device, dtype, gener
 
 
 def bare_seconds(log: CallLog, device="cpu", dtype=torch.float32, reps: int = 3) -> dict:
-    """{name: seconds} the logged calls take bare: each signature's mean interleaved bare time x its
-    count; a signature timed no time during the solve is timed now (a warm-up, then ``reps`` calls)."""
+    """{name: seconds} the logged calls take bare, from the samples timed during the solve (each call
+    at its latest sample's time); a signature sampled no time during the solve is timed now (a warm-up,
+    then ``reps`` calls, their mean for every call)."""
     out: Counter = Counter()
     for key, count in log.counts.items():
         (name, shapes, grad), fn = key, log.fns[key]
-        samples = log.samples.get(key) or []
-        if not samples:
+        samples = log.samples.get(key)
+        if samples:
+            calls = [n for n, _ in samples[1:]] + [count + 1]      # each sample covers the calls up to the next one
+            out[name] += sum(s * (upto - (n if i else 1)) for i, ((n, s), upto) in enumerate(zip(samples, calls)))
+        else:
             _time_once(fn, shapes, grad, device, dtype)
-            samples = [_time_once(fn, shapes, grad, device, dtype) for _ in range(min(reps, count))]
-        out[name] += count * sum(samples) / len(samples)
+            timed = [_time_once(fn, shapes, grad, device, dtype) for _ in range(min(reps, count))]
+            out[name] += count * sum(timed) / len(timed)
     return dict(out)

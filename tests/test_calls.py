@@ -25,8 +25,16 @@ def test_bare_replays_follow_the_schedule_and_skip_the_warm_up():
         log.record("denoiser", net, torch.zeros(2, 3))
     key = ("denoiser", ((2, 3),), ())
     # replays before calls 1-4 (call 1's is a warm-up) and 5, 10, 15, 20
-    assert len(seen) == 8 and len(log.samples[key]) == 7 and log.counts[key] == 20
+    assert len(seen) == 8 and [n for n, _ in log.samples[key]] == [2, 3, 4, 5, 10, 15, 20] and log.counts[key] == 20
     assert all(not torch.equal(z, torch.zeros(2, 3)) for z in seen)      # random inputs of the call's shape
+
+
+def test_each_call_takes_the_time_of_its_latest_sample():
+    """Samples at calls 2, 5, 10, 15, 20 of 20 (1 s, 2 s, ...): calls 1-4 take 1 s, 5-9 2 s, ..., 20 5 s."""
+    log, key = CallLog(), ("denoiser", ((1,),), ())
+    log.counts[key], log.fns[key] = 20, None
+    log.samples[key] = [(2, 1.0), (5, 2.0), (10, 3.0), (15, 4.0), (20, 5.0)]
+    assert bare_seconds(log) == {"denoiser": 4 * 1.0 + 5 * 2.0 + 5 * 3.0 + 5 * 4.0 + 1 * 5.0}
 
 
 def test_interleaved_bare_time_and_the_time_taken_out_of_the_wall_time():
