@@ -92,3 +92,26 @@ def test_sapg_gradient_matches_finite_differences(prior):
     assert fd.item() == pytest.approx(exact[0, i, j].item(), rel=1e-4)
     expected = exact / exact.norm(dim=-1, keepdim=True)
     assert torch.allclose(hook.grad, expected, atol=1e-5)
+
+
+def test_sr16_diagnosis_traces_latinos_own_chain(tiny_consistency_prior):
+    """The diagnosis behind the LATINO-PRO table's note (2) runs LATINO's own chain (report/sr16_diagnosis.py)."""
+    import numpy as np
+    from conftest import dense
+    from metrics import psnr
+    from report.sr16_diagnosis import diagnose, residual
+    prior = tiny_consistency_prior
+    op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    y = op.measure(x, torch.Generator().manual_seed(6))
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(2)]
+    out = diagnose(x, y, op, prior, prior, gens, delta=1.0)
+    x_hat = latino.solve(y, op, prior, generator=gens(), steps=8, delta=1.0)
+    assert out["8 steps, consistency step"][0] == pytest.approx(float(psnr(x_hat, x).mean()), abs=1e-4)
+    assert [t for t, _ in out["trace"]] == latino.STEPS[8]
+    assert out["trace"][-1][1][1] == pytest.approx(float(psnr(x_hat, x).mean()), abs=1e-4)   # last prox = output
+    A = dense(op.A, (1, 8, 8))
+    expected = np.linalg.norm(x_hat.flatten(1).double().numpy() @ A.T - y.flatten(1).double().numpy(), axis=1)
+    assert np.allclose(residual(op, x_hat, y).numpy(), expected, atol=1e-5)
+    assert out["8 steps, consistency step"][1] == pytest.approx(expected.mean(), abs=1e-5)
+    assert {"8 steps from t = 499, consistency step", "32 steps, latent DM Tweedie", "mean of 8 samples"} <= set(out)
