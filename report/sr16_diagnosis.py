@@ -60,12 +60,11 @@ def diagnose(x, y, op, prior, teacher, generators, delta: float, prompt: str = l
     latino_pass(x_init, y, traced, prior, c, STEPS[8], gamma, generators())
     out["trace"] = list(zip(STEPS[8], traced.rows))
     teacher_step = lambda z_t, t: tweedie(z_t, teacher.eps(z_t, t, c), teacher.abar[int(t)])
-    for name, ts in SCHEDULES.items():
-        for label, denoise in (("consistency step", None), ("latent DM Tweedie", teacher_step)):
-            if label == "latent DM Tweedie" and name not in ("8 steps", "32 steps"):
-                continue
-            x_hat = latino_pass(x_init, y, op, prior, c, ts, gamma, generators(), denoise=denoise)
-            out[f"{name}, {label}"] = (P(x_hat), float(residual(op, x_hat, y).mean()))
+    runs = [(name, "consistency step", None) for name in SCHEDULES]
+    runs += [(name, "latent DM Tweedie", teacher_step) for name in ("8 steps", "32 steps")]
+    for name, label, denoise in runs:
+        x_hat = latino_pass(x_init, y, op, prior, c, SCHEDULES[name], gamma, generators(), denoise=denoise)
+        out[f"{name}, {label}"] = (P(x_hat), float(residual(op, x_hat, y).mean()))
     samples = [latino_pass(x_init, y, op, prior, c, STEPS[8], gamma,
                            [torch.Generator().manual_seed(1000 * s + i) for i in range(len(x))]) for s in range(8)]
     out["one sample"], out["mean of 8 samples"] = P(samples[0]), P(torch.stack(samples).mean(0))
