@@ -48,7 +48,7 @@ def validation_psnr(prior: BridgePrior, op, x_val: torch.Tensor, nfe: int = 100,
 
 def main(argv=None):
     from suite.config import checkpoint
-    from .pixel_ddpm import CONFIG, load_pixel_prior
+    from .pixel_ddpm import architecture, load_pixel_prior
     from .store import save_weights
     from .training import task_data, task_parser
     args = task_parser(__doc__, steps=3000, lr=1e-4).parse_args(argv)
@@ -63,8 +63,7 @@ def main(argv=None):
                 n_train=len(x_train), n_val=len(x_val),
                 val_psnr_nfe100=round(validation_psnr(BridgePrior(ema, card["beta_max"], card["ot_ode"]), op, x_val), 3))
     card["command"] = "python -m priors.bridge_training " + " ".join(sys.argv[1:] if argv is None else argv)
-    config = {k: prior.net.config[k] for k in CONFIG}
-    save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(config)})
+    save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(architecture(prior.net))})
     Path(args.out).with_suffix(".md").write_text(model_card(card))
     print(json.dumps(card, indent=1))
 

@@ -27,6 +27,11 @@ def build_unet(**overrides) -> UNet2DModel:
     return UNet2DModel(**{**CONFIG, **overrides})
 
 
+def architecture(unet: UNet2DModel) -> dict:
+    """The keys of ``CONFIG`` as ``unet`` has them: what a saved pixel checkpoint names in its metadata."""
+    return {k: unet.config[k] for k in CONFIG}
+
+
 def unet_config(path) -> dict:
     """The UNet config a pixel checkpoint was saved with (its metadata; ``CONFIG`` for files without)."""
     from safetensors import safe_open
@@ -96,7 +101,7 @@ def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float =
         raise ValueError(f"--init {init} has the architecture {dict((k, unet.config[k]) for k in arch)}, not {arch}")
     ema, card = train_epsilon(unet, x * 2 - 1, alpha_bar("linear"), steps=steps, batch_size=batch_size, lr=lr,
                               ema_decay=ema_decay, seed=seed, desc="pixel DDPM")
-    return ema, card, {k: unet.config[k] for k in CONFIG}
+    return ema, card, architecture(unet)
 
 
 def main(argv=None):
