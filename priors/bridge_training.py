@@ -56,10 +56,10 @@ def main(argv=None):
     g = torch.Generator().manual_seed(args.seed)
     x1 = torch.cat([degraded_image(op.measure(b, g), b.shape) for b in x_train.split(500)])
     setting = bridge_setting(spec["operator"]["name"])
-    prior = BridgePrior(load_pixel_prior().unet, **setting)
+    prior = BridgePrior(load_pixel_prior(args.base).unet, **setting)
     ema, card = train_bridge(prior.net, 2 * x_train - 1, x1, prior, steps=args.steps, batch_size=args.batch_size,
                              lr=args.lr, seed=args.seed)
-    card.update(task=args.task, init="pixel_ddpm", init_sha256=checkpoint("pixel_ddpm")["sha256"],
+    card.update(task=args.task, init=args.base, init_sha256=checkpoint(args.base)["sha256"],
                 n_train=len(x_train), n_val=len(x_val),
                 val_psnr_nfe100=round(validation_psnr(BridgePrior(ema, card["beta_max"], card["ot_ode"]), op, x_val), 3))
     card["command"] = "python -m priors.bridge_training " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -7,6 +7,7 @@ network, reports the share classified with confidence >= 0.9 and the FID against
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -44,12 +45,14 @@ def _feature_space():
 
 
 @torch.no_grad()
-def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str | None = None) -> dict:
+def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str | None = None,
+                    weights: str | None = None, name: str = "pixel_ddpm") -> dict:
+    """The shipped pixel DDPM ``name`` (sha256-pinned), or the file ``weights`` (a retrained candidate)."""
     from datasets import digits
     from metrics import fid
-    from .pixel_ddpm import load_pixel_prior
+    from .pixel_ddpm import PixelDiffusionPrior, load_pixel_prior, load_unet
     from .sampling import ddim_sample
-    prior = load_pixel_prior()
+    prior = PixelDiffusionPrior(load_unet(weights, None)) if weights else load_pixel_prior(name)
     g = torch.Generator().manual_seed(seed)
     t0 = time.time()
     samples = torch.cat([ddim_sample(prior.eps, prior.abar, (250, 1, 32, 32), steps, 0.0, g, clip=1.0)
@@ -125,15 +128,20 @@ def lcm_gate(n_per_digit: int = 100, seed: int = 0, figure: str | None = None) -
     return {"n_samples_per_setting": 10 * n_per_digit, "sampler": f"LCMScheduler, seed {seed}", **out}
 
 
-GATES = {"pixel_ddpm": pixel_ddpm_gate, "latent_dm": latent_dm_gate, "lcm": lcm_gate}
+GATES = {"pixel_ddpm": pixel_ddpm_gate, "pixel_ddpm_wide": functools.partial(pixel_ddpm_gate, name="pixel_ddpm_wide"),
+         "latent_dm": latent_dm_gate, "lcm": lcm_gate}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("prior", choices=sorted(GATES))
     ap.add_argument("--figure", default=None)
+    ap.add_argument("--weights", default=None, help="pixel_ddpm only: gate this file instead of the shipped one")
     args = ap.parse_args(argv)
-    print(json.dumps(GATES[args.prior](figure=args.figure), indent=1))
+    if args.weights and not args.prior.startswith("pixel_ddpm"):
+        ap.error("--weights is for the pixel DDPM only")
+    kwargs = {"weights": args.weights} if args.weights else {}
+    print(json.dumps(GATES[args.prior](figure=args.figure, **kwargs), indent=1))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,10 @@ def apply_adapter(prior, path, sha256: str | None, name: str = "adapter") -> tup
     with safe_open(str(path), "pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys()}
         card = json.loads((f.metadata() or {}).get("card", "{}"))
+    base, prior_sha = card.get("base_sha256"), getattr(prior, "weights_sha256", None)
+    if base and prior_sha and base != prior_sha:
+        raise ValueError(f"{name} was distilled from the pixel DDPM {card.get('base')!r} with sha256 {base[:12]}..., "
+                         f"not from this prior ({prior_sha[:12]}...): retrain it on this prior (target `retrain`)")
     add_lora(prior.unet, card.get("rank", 5), card.get("alpha", 1.5))
     lora = {k: v for k, v in state.items() if not k.startswith(("psi.", "ram."))}
     missing = set(lora_state(prior.unet)) - set(lora)

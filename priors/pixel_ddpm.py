@@ -56,8 +56,10 @@ class PixelDiffusionPrior:
     torch.Size([2, 1, 32, 32])
     """
 
-    def __init__(self, unet: torch.nn.Module, schedule: str = "linear", T: int = 1000, adm: bool = False):
+    def __init__(self, unet: torch.nn.Module, schedule: str = "linear", T: int = 1000, adm: bool = False,
+                 weights_sha256: str | None = None):
         self.unet = unet.eval()
+        self.weights_sha256 = weights_sha256    # the pinned file it was loaded from (adapters check their base)
         self.abar = alpha_bar(schedule, T).float()
         self.T = T
         self.adm = adm
@@ -85,11 +87,11 @@ def load_pixel_prior(name: str = "pixel_ddpm") -> PixelDiffusionPrior:
     """The shipped pixel prior, sha256-checked (config/checkpoints.yaml)."""
     from suite.config import ROOT, checkpoint
     ck = checkpoint(name)
-    return PixelDiffusionPrior(load_unet(ROOT / ck["path"], ck["sha256"]))
+    return PixelDiffusionPrior(load_unet(ROOT / ck["path"], ck["sha256"]), weights_sha256=ck["sha256"])
 
 
 def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float = 0.999, seed: int = 0,
-          init: str | None = None, **arch):
+          init: str | None = None, bf16: bool = False, **arch):
     """``init``: continue from saved weights (the EMA of an earlier run, its architecture) instead of a
     fresh UNet of ``CONFIG`` with ``arch`` overrides (``layers_per_block``, ``block_out_channels``)."""
     from datasets import digits
@@ -100,7 +102,7 @@ def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float =
     if init and any(json.dumps(unet.config[k]) != json.dumps(v) for k, v in arch.items()):
         raise ValueError(f"--init {init} has the architecture {dict((k, unet.config[k]) for k in arch)}, not {arch}")
     ema, card = train_epsilon(unet, x * 2 - 1, alpha_bar("linear"), steps=steps, batch_size=batch_size, lr=lr,
-                              ema_decay=ema_decay, seed=seed, desc="pixel DDPM")
+                              ema_decay=ema_decay, seed=seed, desc="pixel DDPM", bf16=bf16)
     return ema, card, architecture(unet)
 
 
@@ -116,10 +118,11 @@ def main(argv=None):
     ap.add_argument("--channels", type=lambda s: tuple(int(c) for c in s.split(",")), default=None,
                     help="block_out_channels, e.g. 32,64,64 (default: CONFIG's)")
     ap.add_argument("--layers-per-block", type=int, default=None, help="res-blocks per level (default: CONFIG's)")
+    ap.add_argument("--bf16", action="store_true", help="forward pass under bfloat16 autocast (faster on CPU)")
     args = ap.parse_args(argv)
     arch = {k: v for k, v in (("block_out_channels", args.channels), ("layers_per_block", args.layers_per_block))
             if v is not None}
-    ema, card, config = train(args.steps, args.batch_size, lr=args.lr, seed=args.seed, init=args.init, **arch)
+    ema, card, config = train(args.steps, args.batch_size, lr=args.lr, seed=args.seed, init=args.init, bf16=args.bf16, **arch)
     card["init"] = args.init
     save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(config)})
     print(json.dumps(card, indent=1))

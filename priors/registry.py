@@ -26,6 +26,13 @@ def prior_files(name: str) -> list[str]:
     return files
 
 
+def train_cli_args(args: dict) -> str:
+    """A checkpoint's ``train.args`` as the options of its training command: ``--key value`` per entry,
+    ``--key`` alone for ``true`` (a switch such as ``bf16``), nothing for ``false``."""
+    return " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                    for k, v in args.items() if v is not False)
+
+
 def load_prior(kind: str, priors: dict):
     if kind not in KINDS:
         raise ValueError(f"unknown prior kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -59,7 +66,7 @@ def load_image_text(name: str):
 
 
 def _load(name: str):
-    if name == "pixel_ddpm":
+    if name.startswith("pixel_ddpm"):
         from .pixel_ddpm import load_pixel_prior
         return load_pixel_prior(name)
     if name in ("latent_dm", "lcm"):

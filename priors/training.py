@@ -30,8 +30,11 @@ def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -
 def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor, *, steps: int, batch_size: int,
                   lr: float, ema_decay: float, seed: int, desc: str,
                   condition: Callable[[torch.Tensor, torch.Generator], dict] | None = None,
-                  warmup: int = 500) -> tuple[torch.nn.Module, dict]:
-    """Train ``unet`` on ``data`` (N, C, H, W); ``condition(idx, g)`` gives extra network kwargs."""
+                  warmup: int = 500, bf16: bool = False) -> tuple[torch.nn.Module, dict]:
+    """Train ``unet`` on ``data`` (N, C, H, W); ``condition(idx, g)`` gives extra network kwargs.
+
+    ``bf16``: the forward pass under bfloat16 autocast (weights, gradients, optimiser and EMA stay float32);
+    about 1.5x faster on CPUs with AVX-512 BF16 for networks of a few million parameters."""
     g = torch.Generator().manual_seed(seed)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     abar = abar.float()
@@ -45,10 +48,13 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
         t = torch.randint(0, len(abar), (batch_size,), generator=g)
         eps = torch.randn(x0.shape, generator=g)
         a = abar[t].view(-1, *([1] * (x0.ndim - 1)))
-        loss = F.mse_loss(unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, **kwargs).sample, eps)
+        with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
+            pred = unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, **kwargs).sample
+        loss = F.mse_loss(pred.float(), eps)
         train_step(opt, loss, unet, ema, ema_decay, losses, bar, step)
         sched.step()
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
+            "precision": "bf16 autocast" if bf16 else "float32",
             "wall_time_s": round(time.time() - t0, 1), "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:]),
             "parameters": sum(p.numel() for p in unet.parameters())}
     return ema, card
@@ -74,6 +80,7 @@ def task_parser(doc: str, steps: int, lr: float):
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=lr, help="AdamW learning rate")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--base", default="pixel_ddpm", help="the shipped pixel DDPM to start from (checkpoint name)")
     return ap
 
 

@@ -169,7 +169,7 @@ def main(argv=None):
     ck = checkpoint("digit_net")
     fs = feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
                         "feature_rms": ck["feature_rms"]})
-    prior = load_pixel_prior()
+    prior = load_pixel_prior(args.base)
     if args.warm_start == "ram":
         from .ram import load_ram
         prior.ram = load_ram(args.ram)
@@ -179,7 +179,7 @@ def main(argv=None):
                             ram=getattr(prior, "ram", None))
     if args.warm_start == "ram":
         card.update(ram=args.ram, ram_sha256=checkpoint(args.ram)["sha256"])
-    card.update(task=args.task, base="pixel_ddpm", base_sha256=checkpoint("pixel_ddpm")["sha256"],
+    card.update(task=args.task, base=args.base, base_sha256=checkpoint(args.base)["sha256"],
                 n_train=len(x_train), n_val=len(x_val), val_psnr_untrained_N3=round(before, 3),
                 val_psnr_N3=round(validation_psnr(prior, op, x_val, args.K, 3, card["lam"], args.warm_start,
                                                   args.seed), 3))

@@ -3,7 +3,7 @@
 # results/retrain/; compare it, then copy it over the shipped one and update its sha256.
 import yaml
 
-from priors.registry import prior_files
+from priors.registry import prior_files, train_cli_args
 
 CHECKPOINTS = yaml.safe_load(open(f"{workflow.basedir}/config/checkpoints.yaml"))
 TRAINABLE = [k for k, v in CHECKPOINTS.items() if "train" in v]
@@ -25,7 +25,7 @@ rule train_network:
         net="|".join(TRAINABLE),
     params:
         module=lambda wc: CHECKPOINTS[wc.net]["train"]["module"],
-        args=lambda wc: " ".join(f"--{k.replace('_', '-')} {v}" for k, v in CHECKPOINTS[wc.net]["train"]["args"].items()),
+        args=lambda wc: train_cli_args(CHECKPOINTS[wc.net]["train"]["args"]),
     resources:
         runtime=120,
         mem_mb=8000,

@@ -1,4 +1,6 @@
 """Shared diffusion steps against diffusers' schedulers and closed forms; the shipped networks."""
+import json
+
 import pytest
 import torch
 
@@ -104,3 +106,49 @@ def test_pixel_ddpm_architecture_travels_with_its_weights(tmp_path):
     from suite.config import ROOT, checkpoint
     ck = checkpoint("i2sb_px_sr4")
     assert pixel_ddpm.load_unet(ROOT / ck["path"], ck["sha256"]).config.block_out_channels == (32, 64, 64)
+
+
+def test_bf16_training_is_autocast_of_the_float32_step(tmp_path):
+    """--bf16 runs the forward pass under bfloat16 autocast: the first loss agrees with float32's (same batch)
+    to bfloat16 precision, weights and EMA stay float32, the card says so, and the retrain rule's command
+    line passes the switch."""
+    from priors import pixel_ddpm
+    from priors.registry import train_cli_args
+    from priors.schedules import alpha_bar
+    from priors.training import train_epsilon
+    data = torch.rand(16, 1, 32, 32) * 2 - 1
+    first = {}
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        unet = pixel_ddpm.build_unet(block_out_channels=(16, 16, 32))
+        ema, card = train_epsilon(unet, data, alpha_bar("linear"), steps=1, batch_size=8, lr=1e-4,
+                                  ema_decay=0.9, seed=0, desc="t", bf16=bf16)
+        first[bf16] = card["final_loss_avg200"]
+        assert card["precision"] == ("bf16 autocast" if bf16 else "float32")
+        assert all(p.dtype == torch.float32 for p in [*unet.parameters(), *ema.parameters()])
+    assert first[True] == pytest.approx(first[False], rel=2e-2) and first[True] != first[False]
+    args = train_cli_args({"steps": 2, "batch_size": 4, "channels": "16,16,32", "bf16": True, "lr": 1e-4})
+    assert args == "--steps 2 --batch-size 4 --channels 16,16,32 --bf16 --lr 0.0001"
+    out = tmp_path / "b.safetensors"
+    pixel_ddpm.main(["--out", str(out), *args.split()])
+    from safetensors import safe_open
+    with safe_open(str(out), "pt") as f:
+        assert json.loads(f.metadata()["card"])["precision"] == "bf16 autocast"
+    assert train_cli_args({"bf16": False, "seed": 1}) == "--seed 1"
+
+
+def test_pixel_gate_measures_a_candidate_file(tmp_path, monkeypatch):
+    """``python -m priors.gates pixel_ddpm --weights F`` gates a retrained file before it replaces the shipped one:
+    the samples come from F's network (of F's architecture), not the shipped prior's."""
+    from priors import gates, pixel_ddpm
+    out = tmp_path / "cand.safetensors"
+    pixel_ddpm.main(["--out", str(out), "--steps", "1", "--batch-size", "4", "--channels", "16,16,32"])
+    calls = []
+    real = pixel_ddpm.PixelDiffusionPrior.eps
+    monkeypatch.setattr(pixel_ddpm.PixelDiffusionPrior, "eps",
+                        lambda self, x, t: calls.append(tuple(self.unet.config.block_out_channels)) or real(self, x, t))
+    report = gates.pixel_ddpm_gate(n=250, steps=2, weights=str(out))
+    assert calls == [(16, 16, 32)] * 2 and report["n_samples"] == 250
+    assert 0 <= report["confident_share"] <= 1 and report["fid_vs_test_digits"] > report["fid_test_half_vs_half"]
+    with pytest.raises(SystemExit):
+        gates.main(["lcm", "--weights", str(out)])

@@ -51,6 +51,38 @@ def test_distillation_trains_lora_and_lambda_and_the_adapter_file_round_trips(tm
     with pytest.raises(ValueError, match="does not fit"):
         apply_adapter(PixelDiffusionPrior(build_unet(sample_size=16, block_out_channels=(8, 8, 16),
                                                      norm_num_groups=4, attention_head_dim=4)), path, sha)
+    # an adapter distilled from another DDPM of the same architecture is refused, not silently applied
+    card_b = {**card, "base": "pixel_ddpm", "base_sha256": "a" * 64}
+    path_b = tmp_path / "adapter_b.safetensors"
+    sha_b = save_tensors(tensors, path_b, metadata={"card": __import__("json").dumps(card_b)})
+    other = tiny_prior()
+    other.weights_sha256 = "b" * 64
+    with pytest.raises(ValueError, match="distilled from the pixel DDPM 'pixel_ddpm' with sha256 aaaa"):
+        apply_adapter(other, path_b, sha_b)
+    other.weights_sha256 = "a" * 64
+    assert apply_adapter(other, path_b, sha_b)[1]["base_sha256"] == "a" * 64
+
+
+def test_every_shipped_adapter_and_bridge_names_the_pinned_ddpm_it_came_from():
+    """The base (init) sha256 in each shipped UD2M adapter's (I2SB bridge's) metadata is the sha256 that
+    config/checkpoints.yaml pins for that DDPM: the file it was distilled (fine-tuned) from ships, and a
+    retrained DDPM forces its adapters to be retrained (``apply_adapter`` refuses a mismatch)."""
+    import json
+    import yaml
+    from safetensors import safe_open
+    from suite.config import CONFIG_DIR, ROOT, checkpoint
+    entries = yaml.safe_load((CONFIG_DIR / "checkpoints.yaml").read_text())
+    trained = {module: [k for k, v in entries.items() if v.get("train", {}).get("module") == module]
+               for module in ("priors.ud2m_distill", "priors.bridge_training")}
+    assert len(trained["priors.ud2m_distill"]) == 11 and len(trained["priors.bridge_training"]) == 4
+    for module, names in trained.items():
+        key = "base" if module == "priors.ud2m_distill" else "init"
+        for name in names:
+            with safe_open(str(ROOT / checkpoint(name)["path"]), "pt") as f:
+                card = json.loads(f.metadata()["card"])
+            assert card[f"{key}_sha256"] == checkpoint(card[key])["sha256"], name
+            assert card[key] in checkpoint(name)["needs"], name
+
 
 
 def test_discriminator_and_validation_split():
