@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from suite.config import ROOT, checkpoint
+from suite.config import ROOT, checkpoint, trained_by
 
 
 def digit_classifier():
@@ -128,7 +128,8 @@ def lcm_gate(n_per_digit: int = 100, seed: int = 0, figure: str | None = None) -
     return {"n_samples_per_setting": 10 * n_per_digit, "sampler": f"LCMScheduler, seed {seed}", **out}
 
 
-GATES = {"pixel_ddpm": pixel_ddpm_gate, "pixel_ddpm_wide": functools.partial(pixel_ddpm_gate, name="pixel_ddpm_wide"),
+PIXEL_DDPMS = trained_by("priors.pixel_ddpm")
+GATES = {**{name: functools.partial(pixel_ddpm_gate, name=name) for name in PIXEL_DDPMS},
          "latent_dm": latent_dm_gate, "lcm": lcm_gate}
 
 
@@ -138,7 +139,7 @@ def main(argv=None):
     ap.add_argument("--figure", default=None)
     ap.add_argument("--weights", default=None, help="pixel_ddpm only: gate this file instead of the shipped one")
     args = ap.parse_args(argv)
-    if args.weights and not args.prior.startswith("pixel_ddpm"):
+    if args.weights and args.prior not in PIXEL_DDPMS:
         ap.error("--weights is for the pixel DDPM only")
     kwargs = {"weights": args.weights} if args.weights else {}
     print(json.dumps(GATES[args.prior](figure=args.figure, **kwargs), indent=1))

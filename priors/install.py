@@ -4,6 +4,7 @@ scaling factor) from the training card stored in the file's metadata.
 
     python -m priors.install results/retrain/autoencoder.safetensors autoencoder \\
         --train-module priors.autoencoder --train-args steps=3000 seed=0 --needs digit_net
+    python -m priors.install results/retrain/ud2m_px_sr4_k3.safetensors ud2m_px_sr4_k3 --from-card --needs pixel_ddpm
 """
 from __future__ import annotations
 
@@ -62,12 +63,24 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("src")
     ap.add_argument("name")
-    ap.add_argument("--train-module", required=True)
+    ap.add_argument("--train-module")
     ap.add_argument("--train-args", nargs="*", default=[], help="key=value pairs")
+    ap.add_argument("--from-card", action="store_true",
+                    help="take the training module and arguments from the command in the file's card")
     ap.add_argument("--needs", nargs="*", default=[], help="checkpoints this one is loaded with")
     args = ap.parse_args(argv)
-    train_args = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.train_args)}
-    print(json.dumps(install(Path(args.src), args.name, args.train_module, train_args, args.needs), indent=1))
+    if args.from_card == bool(args.train_module or args.train_args):
+        ap.error("give either --from-card or --train-module (with --train-args)")
+    if args.from_card:
+        from .registry import train_spec_of
+        command = card_of(Path(args.src)).get("command")
+        if not command:
+            ap.error(f"{args.src} has no training command in its card")
+        module, train_args = train_spec_of(command)
+    else:
+        module = args.train_module
+        train_args = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.train_args)}
+    print(json.dumps(install(Path(args.src), args.name, module, train_args, args.needs), indent=1))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ def load_unet(path, sha256: str | None) -> UNet2DModel:
 class PixelDiffusionPrior:
     """eps(x_t, t) of an epsilon-prediction network, with its schedule and an NFE counter.
 
-    ``nfe`` counts network evaluations per image (a call on a batch of B images adds B).
+    ``nfe`` counts network evaluations per image (a call on a batch of B images adds B). ``bf16 = True`` runs
+    the network under bfloat16 autocast and returns float32 (distillation uses it for speed; solvers do not).
     >>> prior = PixelDiffusionPrior(build_unet(block_out_channels=(8, 8, 8), norm_num_groups=4, attention_head_dim=4))
     >>> prior.eps(torch.zeros(2, 1, 32, 32), torch.tensor([999, 999])).shape
     torch.Size([2, 1, 32, 32])
@@ -65,6 +66,7 @@ class PixelDiffusionPrior:
         self.adm = adm
         self.nfe = 0
         self.calls = CallLog()
+        self.bf16 = False
 
     def eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
         self.nfe += x_t.shape[0]
@@ -73,9 +75,12 @@ class PixelDiffusionPrior:
 
     def _eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
         t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
-        if self.adm:  # guided-diffusion's UNet (deepinv DiffUNet): [eps, variance] on the channel axis
-            return self.unet(x_t, t, type_t="timestep")[:, : x_t.shape[1]]
-        return self.unet(x_t, t).sample
+        with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            if self.adm:  # guided-diffusion's UNet (deepinv DiffUNet): [eps, variance] on the channel axis
+                out = self.unet(x_t, t, type_t="timestep")[:, : x_t.shape[1]]
+            else:
+                out = self.unet(x_t, t).sample
+        return out.to(x_t.dtype)
 
     def to(self, device) -> "PixelDiffusionPrior":
         self.unet.to(device)

@@ -33,6 +33,35 @@ def train_cli_args(args: dict) -> str:
                     for k, v in args.items() if v is not False)
 
 
+def train_spec_of(command: str) -> tuple[str, dict]:
+    """(module, train.args) of a training command ``python -m MODULE --key value ... --switch``, the
+    inverse of ``train_cli_args`` (``--out`` dropped: the retrain rule chooses it); numbers are parsed."""
+    import shlex
+    words = shlex.split(command)
+    if words[1:2] != ["-m"] or len(words) < 3:
+        raise ValueError(f"not a 'python -m MODULE ...' training command: {command!r}")
+    module, words, args = words[2], words[3:], {}
+    while words:
+        if not words[0].startswith("--"):
+            raise ValueError(f"unexpected {words[0]!r} in the training command {command!r}")
+        key, words = words[0][2:].replace("-", "_"), words[1:]
+        if words and not words[0].startswith("--"):
+            args[key], words = _number(words[0]), words[1:]
+        else:
+            args[key] = True
+    args.pop("out", None)
+    return module, args
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def load_prior(kind: str, priors: dict):
     if kind not in KINDS:
         raise ValueError(f"unknown prior kind {kind!r}; valid: {', '.join(KINDS)}")
@@ -66,7 +95,9 @@ def load_image_text(name: str):
 
 
 def _load(name: str):
-    if name.startswith("pixel_ddpm"):
+    from suite.config import trained_by
+    pixel_ddpms = trained_by("priors.pixel_ddpm")
+    if name in pixel_ddpms:
         from .pixel_ddpm import load_pixel_prior
         return load_pixel_prior(name)
     if name in ("latent_dm", "lcm"):
@@ -79,5 +110,6 @@ def _load(name: str):
     loaders = {"adm_imagenet256_uncond": paper.load_adm_imagenet256, "sd15": paper.load_sd15,
                "sd15_lcm_lora": lambda: paper.load_sd15(lcm_lora=True), "sdxl_dmd2": paper.load_sdxl_dmd2}
     if name not in loaders:
-        raise ValueError(f"unknown prior {name!r}; valid: pixel_ddpm, latent_dm, lcm, {', '.join(loaders)}")
+        raise ValueError(f"unknown prior {name!r}; valid: {', '.join(pixel_ddpms)}, latent_dm, lcm, "
+                         f"{', '.join(loaders)}")
     return loaders[name]()

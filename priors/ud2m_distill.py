@@ -65,12 +65,13 @@ def gradient_penalty(D: Discriminator, x0, x0_hat, y_up, g) -> torch.Tensor:
 def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size: int = 32, lr: float = 1e-4,
             w_l2: float = 1.0, w_ps: float = 0.1, w_gp: float = 0.01, rank: int = 5, alpha: float = 1.5,
             warm_start: str = "pinv", lpips=None, seed: int = 0, d_output: str = "logit", ram=None,
-            ram_lr_factor: float = 0.1) -> tuple[dict, dict]:
+            ram_lr_factor: float = 0.1, bf16: bool = False) -> tuple[dict, dict]:
     """Train on [0, 1] digits ``x_train``; return the adapter's tensors (LoRA + ``psi.lam``, + ``ram.*`` with
     ``warm_start='ram'``: the RAM network ``ram``, fine-tuned jointly at ``ram_lr_factor`` x lr) and a card.
     ``steps`` counts batches (generator and discriminator batches alternate). ``d_output='sigmoid'`` feeds
     BCE-with-logits the sigmoid of D's logit, as the official code does (a bounded, much weaker adversarial
-    gradient); 'logit' is the paper's BCE."""
+    gradient); 'logit' is the paper's BCE. ``bf16``: the DDPM's forward passes under bfloat16 autocast (LoRA,
+    lambda, discriminator, optimisers and the prox stay float32), for speed."""
     if d_output not in ("logit", "sigmoid"):
         raise ValueError(f"d_output must be 'logit' or 'sigmoid', got {d_output!r}")
     bce = lambda logit, target: F.binary_cross_entropy_with_logits(
@@ -90,6 +91,7 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
                               lr=lr, weight_decay=0.01)
     opt_d = torch.optim.AdamW(D.parameters(), lr=lr, weight_decay=0.01)
     abar = prior.abar
+    prior.bf16 = bf16
     t0, hist = time.time(), {"l2": [], "adv": [], "ps": [], "d": []}
     for step in (bar := tqdm(range(steps), desc=f"UD2M distillation, K = {K}")):
         x0 = x_train[torch.randint(len(x_train), (batch_size,), generator=g)]
@@ -124,12 +126,14 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
         if step % 20 == 1:
             bar.set_postfix(l2=f"{_tail(hist['l2']):.4f}", lam=f"{log_lam.exp().item():.3f}")
     prior.unet.eval().requires_grad_(False)
+    prior.bf16 = False
     tensors = {**lora_state(prior.unet), "psi.lam": log_lam.detach().exp().reshape(1)}
     if ram_params:
         ram.net.eval().requires_grad_(False)
         tensors.update({f"ram.{k}": v for k, v in ram.net.state_dict().items()})
     card = {"K": K, "steps": steps, "batch_size": batch_size, "lr": lr, "w_l2": w_l2, "w_ps": w_ps, "w_gp": w_gp,
             "rank": rank, "alpha": alpha, "warm_start": warm_start, "seed": seed, "d_output": d_output,
+            "precision": "bf16 autocast" if bf16 else "float32",
             **({"ram_lr_factor": ram_lr_factor} if ram_params else {}),
             "lora_parameters": sum(p.numel() for p in lora), "lam": log_lam.exp().item(),
             "wall_time_s": round(time.time() - t0, 1),
@@ -164,6 +168,7 @@ def main(argv=None):
     ap.add_argument("--ram", default="ram_digits", help="the shipped RAM network to start from (--warm-start ram)")
     ap.add_argument("--d-output", default="logit", choices=["logit", "sigmoid"],
                     help="BCE on D's logit (the paper) or on its sigmoid (the official code)")
+    ap.add_argument("--bf16", action="store_true", help="the DDPM's forward passes under bfloat16 autocast (faster on CPU)")
     args = ap.parse_args(argv)
     op, x_train, x_val, _ = task_data(args.task)
     ck = checkpoint("digit_net")
@@ -176,7 +181,7 @@ def main(argv=None):
     before = validation_psnr(prior, op, x_val, args.K, 3, 1.0, args.warm_start, args.seed)
     tensors, card = distill(prior, op, x_train, args.K, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             warm_start=args.warm_start, lpips=fs.lpips, seed=args.seed, d_output=args.d_output,
-                            ram=getattr(prior, "ram", None))
+                            ram=getattr(prior, "ram", None), bf16=args.bf16)
     if args.warm_start == "ram":
         card.update(ram=args.ram, ram_sha256=checkpoint(args.ram)["sha256"])
     card.update(task=args.task, base=args.base, base_sha256=checkpoint(args.base)["sha256"],
@@ -203,7 +208,7 @@ def model_card(card: dict) -> str:
   the {card['n_val']} held-out digits.
 - **Command:** `{card['command']}`
 - **Training:** {card['steps']} batches of {card['batch_size']} (generator and discriminator alternate), AdamW lr
-  {card['lr']}, seed {card['seed']}; wall time {card['wall_time_s']:.0f} s on 2 CPU cores. Final losses (mean of the
+  {card['lr']}, seed {card['seed']}, {card.get('precision', 'float32')}; wall time {card['wall_time_s']:.0f} s on 2 CPU cores. Final losses (mean of the
   last 100 of each): L2 {card['final_l2_avg100']:.4f}, adversarial {card['final_adv_avg100']:.3f}, LPIPS
   {card['final_ps_avg100']:.4f}, discriminator {card['final_d_avg100']:.3f}. Learnt lambda: {card['lam']:.4f}.
 - **Validation PSNR (one sample per digit, N = 3):** {card['val_psnr_N3']:.2f} dB distilled; {card['val_psnr_untrained_N3']:.2f} dB

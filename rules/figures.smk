@@ -1,6 +1,6 @@
 # Figures (target `figures`): samples of every shipped generative prior with its quality gate, a
 # restoration grid per task, and LATINO-PRO's prompt calibration.
-GATED = [k for k in ("pixel_ddpm", "pixel_ddpm_wide", "latent_dm", "lcm") if k in CHECKPOINTS]
+GATED = suite_config.trained_by("priors.pixel_ddpm") + [k for k in ("latent_dm", "lcm") if k in CHECKPOINTS]
 FIGURE_TASKS = suite_config.figure_tasks(config)
 CALIBRATION_TASKS = suite_config.calibration_tasks(config)
 

@@ -108,6 +108,13 @@ def require(cfg: dict, kind: str, name: str) -> dict:
     return entries[name]
 
 
+def trained_by(module: str, path: Path = CONFIG_DIR / "checkpoints.yaml") -> list[str]:
+    """The shipped (pinned) checkpoints that the training module ``module`` produces, e.g. every pixel DDPM
+    (``priors.pixel_ddpm``): what loads, gates and draws a checkpoint follows from how it was made, not its name."""
+    entries = yaml.safe_load(path.read_text())
+    return sorted(n for n, e in entries.items() if "path" in e and e.get("train", {}).get("module") == module)
+
+
 def checkpoint(name: str, path: Path = CONFIG_DIR / "checkpoints.yaml") -> dict:
     entries = yaml.safe_load(path.read_text())
     if name not in entries:

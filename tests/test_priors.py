@@ -152,3 +152,54 @@ def test_pixel_gate_measures_a_candidate_file(tmp_path, monkeypatch):
     assert 0 <= report["confident_share"] <= 1 and report["fid_vs_test_digits"] > report["fid_test_half_vs_half"]
     with pytest.raises(SystemExit):
         gates.main(["lcm", "--weights", str(out)])
+
+
+def test_pixel_ddpms_are_known_by_how_they_were_trained(tmp_path):
+    """Loading, gating and the figures find the pixel DDPMs by their checkpoint's training module, not by
+    name: a shipped entry that ``priors.pixel_ddpm`` trains is one; a not-shipped stage (no ``path``) and
+    other networks are not."""
+    import yaml
+    from priors import gates
+    from suite.config import trained_by
+    shipped = trained_by("priors.pixel_ddpm")
+    assert {"pixel_ddpm", "pixel_ddpm_wide"} <= set(shipped)
+    assert not any("stage" in n for n in shipped) and set(shipped) <= set(gates.GATES)
+    entries = {"net_a": {"path": "a", "train": {"module": "priors.pixel_ddpm"}},
+               "stage": {"train": {"module": "priors.pixel_ddpm"}},
+               "other": {"path": "b", "train": {"module": "priors.lcm"}}, "hub": {"hub": "x/y"}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(entries))
+    assert trained_by("priors.pixel_ddpm", tmp_path / "c.yaml") == ["net_a"]
+    from priors.registry import _load
+    with pytest.raises(ValueError, match="valid: pixel_ddpm, pixel_ddpm_wide, latent_dm"):
+        _load("pixel_ddpm_nope")
+
+
+def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch):
+    """``priors.install SRC NAME --from-card`` pins the file and records the module and arguments of the
+    command in its card (the inverse of the retrain rule's command line), so the two cannot drift."""
+    import functools
+    import yaml
+    from priors import install
+    from priors.registry import train_cli_args, train_spec_of
+    from priors.store import save_tensors, sha256_of
+    command = ("python -m priors.ud2m_distill --task px_sr4 --K 3 --steps 1200 --lr 1e-3 --d-output sigmoid "
+               "--warm-start ram --base pixel_ddpm_wide --bf16 --out results/retrain/a.safetensors")
+    module, args = train_spec_of(command)
+    assert module == "priors.ud2m_distill"
+    assert args == {"task": "px_sr4", "K": 3, "steps": 1200, "lr": 0.001, "d_output": "sigmoid",
+                    "warm_start": "ram", "base": "pixel_ddpm_wide", "bf16": True}
+    assert train_spec_of(f"python -m {module} {train_cli_args(args)}") == (module, args)
+    with pytest.raises(ValueError, match="unexpected 'stray'"):
+        train_spec_of("python -m m --task t stray")
+    src = tmp_path / "a.safetensors"
+    save_tensors({"w": torch.ones(2)}, src, metadata={"card": json.dumps({"command": command})})
+    (tmp_path / "priors" / "weights").mkdir(parents=True)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"hub_net": {"hub": "x/y"}}))
+    monkeypatch.setattr(install, "ROOT", tmp_path)
+    monkeypatch.setattr(install, "install", functools.partial(install.install, checkpoints=tmp_path / "c.yaml"))
+    install.main([str(src), "ud2m_a", "--from-card", "--needs", "pixel_ddpm_wide"])
+    entry = yaml.safe_load((tmp_path / "c.yaml").read_text())["ud2m_a"]
+    assert entry["train"] == {"module": module, "args": args} and entry["needs"] == ["pixel_ddpm_wide"]
+    assert entry["sha256"] == sha256_of(tmp_path / "priors" / "weights" / "ud2m_a.safetensors") == sha256_of(src)
+    with pytest.raises(SystemExit):
+        install.main([str(src), "ud2m_a", "--from-card", "--train-module", "priors.ud2m_distill"])

@@ -63,6 +63,28 @@ def test_distillation_trains_lora_and_lambda_and_the_adapter_file_round_trips(tm
     assert apply_adapter(other, path_b, sha_b)[1]["base_sha256"] == "a" * 64
 
 
+def test_bf16_distillation_autocasts_only_the_ddpm_and_restores_float32():
+    """--bf16: the DDPM's forward passes under bfloat16 autocast during distillation (its output agrees with
+    float32 to bfloat16 precision, and comes back float32); LoRA and lambda stay float32, the card records it,
+    and the prior is float32 again afterwards (the solvers never see bfloat16)."""
+    prior = tiny_prior()
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([500, 500])
+    with torch.no_grad():
+        ref = prior.eps(x, t)
+        prior.bf16 = True
+        low = prior.eps(x, t)
+        prior.bf16 = False
+    assert low.dtype == torch.float32 and not torch.equal(low, ref)
+    assert torch.allclose(low, ref, atol=0.05 * ref.abs().max().item())
+    op = physics.build_operator({"name": "downsampling", "factor": 4}, (1, 16, 16), 0.05)
+    tensors, card = distill(prior, op, torch.rand(40, 1, 16, 16), K=2, steps=4, batch_size=4, lr=1e-2, bf16=True)
+    assert card["precision"] == "bf16 autocast" and prior.bf16 is False
+    assert all(v.dtype == torch.float32 for v in tensors.values())
+    assert any(v.abs().sum() > 0 for k, v in tensors.items() if "lora_B" in k)
+    with torch.no_grad():
+        assert torch.equal(prior.eps(x, t), prior.unet(x, t).sample)      # float32 again, no autocast
+
+
 def test_every_shipped_adapter_and_bridge_names_the_pinned_ddpm_it_came_from():
     """The base (init) sha256 in each shipped UD2M adapter's (I2SB bridge's) metadata is the sha256 that
     config/checkpoints.yaml pins for that DDPM: the file it was distilled (fine-tuned) from ships, and a
