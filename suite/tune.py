@@ -19,7 +19,7 @@ import physics
 from datasets import digits
 from metrics import psnr
 from . import io
-from .config import select, solve_spec
+from .config import checkpoint, select, solve_spec
 from .registry import solver_module
 from .seeding import generators
 from .stages import with_prompts
@@ -71,6 +71,9 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     result = {"task": task, "solver": solver, "profile": profile, "n_training_digits": n, "criterion": "mean PSNR",
               "grid": rows, "chosen": {**chosen, **linked(chosen)},
               "fixed": {k: v for k, v in spec["hyper"].items() if k not in keys}}
+    if prior is not None:       # the choice holds for this prior: a new one is tuned again
+        name = spec["priors"][module.USES_PRIOR]
+        result["prior"] = {"checkpoint": name, "sha256": checkpoint(name)["sha256"]}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     io.write_json(f"{out_dir}/{task}_{solver}.json", result)
     return result

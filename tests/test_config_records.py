@@ -1,5 +1,6 @@
 """Configuration checks, seeding, run records and table rendering."""
 import copy
+import json
 
 import pytest
 import torch
@@ -169,6 +170,33 @@ def test_tune_spans_the_product_of_several_grids(tmp_path):
     best = max(out["grid"], key=lambda r: r["psnr"])
     assert out["chosen"] == {"lam": best["lam"], "n_iter": best["n_iter"], "rho": 50 * best["lam"]}
     assert "lam" not in out["fixed"] and "n_iter" not in out["fixed"]
-    assert (tmp_path / "px_sr4_admm_tv.json").exists()
+    assert (tmp_path / "px_sr4_admm_tv.json").exists() and "prior" not in out
     with pytest.raises(ValueError, match="gridded twice"):
         tune("embedded", "px_sr4", "admm_tv", ["lam=1", "lam=2"], n=2, out_dir=str(tmp_path))
+
+
+def test_tuning_records_the_prior_it_was_made_with(tmp_path):
+    """A hyperparameter chosen with a network prior names that prior (checkpoint and sha256): a choice made
+    with one pixel DDPM is not silently carried to another."""
+    from suite.config import checkpoint, select
+    from suite.tune import tune
+    out = tune("embedded", "px_sr4", "ddrm", ["eta=0.85"], n=1, out_dir=str(tmp_path))
+    name = select({"profile": "embedded"})["priors"]["pixel"]
+    assert out["prior"] == {"checkpoint": name, "sha256": checkpoint(name)["sha256"]}
+
+
+def test_committed_pixel_tunings_were_made_with_the_profiles_pixel_prior():
+    """Every committed choice for a solver on the pixel DDPM (config/tuning/) names the DDPM the embedded
+    profile runs, by checkpoint and sha256: changing the prior means tuning again."""
+    from suite.config import CONFIG_DIR, checkpoint, select, solve_spec
+    from suite.registry import solver_module
+    cfg = select({"profile": "embedded"})
+    pixel = cfg["priors"]["pixel"]
+    checked = 0
+    for path in sorted((CONFIG_DIR / "tuning").glob("*.json")):
+        record = json.loads(path.read_text())
+        if getattr(solver_module(solve_spec(cfg, record["task"], record["solver"])["module"]), "USES_PRIOR", None) != "pixel":
+            continue
+        assert record.get("prior") == {"checkpoint": pixel, "sha256": checkpoint(pixel)["sha256"]}, path.name
+        checked += 1
+    assert checked >= 8
