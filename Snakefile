@@ -24,3 +24,4 @@ rule all:
         expand("results/table_{table}.md", table=TABLES),
         expand("results/bench_{bench}.md", bench=BENCHES),
         expand("results/table_w2_{grid}.md", grid=W2_GRIDS),
+        ["results/calibration_latino_pro.md"] if CALIBRATION_PAIRS else [],

@@ -4,10 +4,10 @@
     x_{i-1} = x'_{i-1} - zeta grad_{x_i} |y - A((x0_hat + 1) / 2)|
 
 on all 1000 steps (1000 NFE, each a forward and a backward pass; ``steps`` < 1000 strides the chain, with
-beta_t = 1 - abar_t / abar_{t - stride}). The norm is not squared, as the
-official code; the residual is taken on [0, 1] images, so zeta here is twice the official code's
-(whose y and A act on [-1, 1] images). The DDPM variance is the fixed posterior variance beta_tilde
-(the embedded prior does not learn its variance).
+beta_t = 1 - abar_t / abar_{t - stride}). The norm is not squared, as the official code
+(``guided_diffusion/condition_methods.py``, ``PosteriorSampling``), and is taken in its [-1, 1] units
+(``op.residual_pm``), so zeta is the official ``scale``. The DDPM variance is the fixed posterior
+variance beta_tilde (the embedded prior does not learn its variance).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def solve(y, op, prior, *, generator=None, zeta: float = 0.6, steps: int = 1000,
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             x0_hat = tweedie(x_in, prior.eps(x_in, t), a).clamp(-1, 1)
-            residual = (y - op.A((x0_hat + 1) / 2)).flatten(1).norm(dim=1)
+            residual = op.residual_pm((x0_hat + 1) / 2, y).flatten(1).norm(dim=1)
             grad, = torch.autograd.grad(residual.sum(), x_in)
         x0_hat = x0_hat.detach()
         mean = (a_prev.sqrt() * beta_t / (1 - a)) * x0_hat + ((1 - beta_t).sqrt() * (1 - a_prev) / (1 - a)) * x

@@ -4,7 +4,9 @@ the text embedding c is optimised on the fly, alternating with the latent update
     c   <- Adam step on |y - A(D(z0_hat(z_t; c)))|^2 / m      (one UNet + decoder forward / backward)
     z_{t-1} = DDIM(z_t; eps(z_t, t, c)) - omega grad_{z_t} |y - A(D(z0_hat(z_t; c)))|   (LDPS step)
 
-1000 steps x (1 prompt update + 1 sampling pass) = NFE 2000, the published P2L NFE. There is no
+1000 steps x (1 prompt update + 1 sampling pass) = NFE 2000, the published P2L NFE, on the official
+latent grid and with the LDPS step of ``baselines/psld.py`` (omega on the residual in the official [-1, 1]
+units); the prompt loss is scale-free under Adam, so its units do not matter. There is no
 official code; this follows the closest one (TReg's re-implementation, ``P2LSolver``): Adam with
 lr 1e-4, one prompt step per diffusion step, no encoder-range projection. Unlike that code, the
 sampling pass uses the tuned c (its w = 1 default silently samples with the null prompt). The
@@ -28,13 +30,13 @@ class PromptTuner:
         self.y, self.op, self.prior, self.lr, self.prompt_steps = y, op, prior, lr, prompt_steps
         self.opt = None
 
-    def __call__(self, z_t: torch.Tensor, t: int, c: torch.Tensor) -> torch.Tensor:
+    def __call__(self, z_t: torch.Tensor, t: int, abar_t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if self.opt is None:
             self.c = c.detach().clone().requires_grad_(True)
             self.opt = torch.optim.Adam([self.c], lr=self.lr)
         with torch.enable_grad():
             for _ in range(self.prompt_steps):
-                x0 = self.prior.decode(tweedie(z_t.detach(), self.prior.eps(z_t.detach(), t, self.c), self.prior.abar[t]))
+                x0 = self.prior.decode(tweedie(z_t.detach(), self.prior.eps(z_t.detach(), t, self.c), abar_t))
                 loss = (self.y - self.op.A(x0)).pow(2).flatten(1).mean(1).sum()
                 self.c.grad, = torch.autograd.grad(loss, self.c)       # the embedding's gradient only
                 self.opt.step()

@@ -9,7 +9,7 @@ null text embedding is tuned by adaptive negation (AN).
              zbar0 = abar' z0y + (1 - abar') z0_hat
 
 Other steps are DDIM (eta = 0) with the guided eps; the output is D(z0_hat) of the last step.
-200 steps, NFE 200: the guided pair (conditional and null branch, batched) counts as one evaluation,
+200 steps on the official grid (``priors.diffusion.ldm_steps``: UNet t = 996, 991, ..., 1), NFE 200: the guided pair (conditional and null branch, batched) counts as one evaluation,
 as in the published NFE. Defaults are the official ``solve.py``'s (w = 4, lambda = 1e-4, AN on,
 fresh Adam per data-consistency step); the README's null_lr (5e-4 deblur, 1e-3 SR) is set per task
 in the config. The image tower phi is the profile's image-text model (``prior.image_features``:
@@ -21,7 +21,7 @@ import torch
 
 from physics.base import conjugate_gradient, standard_normal
 from methods.latino import GENERIC_PROMPT
-from priors.diffusion import ddim_step, descending_steps, tweedie
+from priors.diffusion import ddim_step, ldm_steps, tweedie
 
 PAPER_NAME = "TReg"
 USES_PRIOR = "latent"
@@ -54,7 +54,7 @@ def solve(y, op, prior, *, generator=None, prompts=None, null_prompt: str = "", 
     c = prior.embed(list(prompts or [GENERIC_PROMPT] * B))
     uc = prior.embed([null_prompt] * B)
     z = prior.noise_like_latents(op, y, generator)
-    for k, (t, a_t, a_next) in enumerate(descending_steps(prior.abar, steps)):
+    for k, (t, a_t, a_next) in enumerate(ldm_steps(prior.abar, steps)):
         eps = prior.eps_cfg(z, t, c, uc, w)
         z0 = tweedie(z, eps, a_t)
         if k % dc_every == 0 and k < dc_until:

@@ -13,7 +13,10 @@ official code's step in its [-1, 1] units (sigma_y' = 2 sigma_y), so its delta v
 
 The tables use the paper's form. The official code's choices are options: ``init='adjoint'``
 (A^T y, clipped) instead of A^dagger y; ``final='reencode'`` (output D(E(prox))); and
-``delta_rule='residual'`` (delta proportional to |A u - y|, two values split at ``t_switch``).
+``delta_rule='residual'`` (delta proportional to |A u - y|, two values split at ``t_switch``). The
+official residual ``df`` goes through deepinv's forward model, which adds fresh measurement noise to A u
+before the norm (a random perturbation of the step size); here df is the noise-free residual in the
+official [-1, 1] units (``op.residual_pm``), a deliberate choice.
 """
 from __future__ import annotations
 
@@ -82,8 +85,7 @@ def step_rule(op, y, prior, delta, delta_late=None, delta_rule: str = "constant"
     def gamma(t, u):
         residual = None
         if delta_rule == "residual":
-            # |A u - y| in the official code's [-1, 1] units (twice the [0, 1] residual)
-            residual = 2 * (op.A(u) - y).flatten(1).norm(dim=1).view(-1, *([1] * (u.ndim - 1)))
+            residual = op.residual_pm(u, y).flatten(1).norm(dim=1).view(-1, *([1] * (u.ndim - 1)))
         return step_size(delta, t, prior.abar[t], op.sigma_y, residual, delta_late, t_switch)
 
     return gamma

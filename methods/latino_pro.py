@@ -14,9 +14,13 @@ token, the first 4 tokens ("[BOS] a photo of") stay frozen, and C is the set of 
 of radius ``radius`` around the initial embedding c_0. Only the token embeddings move (SDXL's pooled
 embedding stays at c_0).
 
-The tables use the paper's h(c_m) (this iteration's gradient); the official code never resets its
-accumulated gradient across iterations (``accumulate=True``). The official diagnostic prior samples
-(60 uncounted UNet calls) are not drawn.
+As the official code (``main_LATINO_PRO.py``, ``accumulated_grad``), the tables step along the running sum
+of every h(c_m) so far, never reset (``accumulate=True``), so later prompt steps grow with m; the paper's
+form, this iteration's h(c_m) alone, is ``accumulate=False``. The official final 8-step pass uses a step
+size 10 times smaller than the calibration passes on deblurring (``noise_schemes.py``,
+``noise_pred_cond_y_PRO``: 4e-4 df against 4e-3 df), and the same one on SR: ``delta_final``. gamma0 and the
+radius are the official values for SDXL's 2048-d token embeddings; the profiles state how they carry over
+to their text encoder. The official diagnostic prior samples (60 uncounted UNet calls) are not drawn.
 """
 from __future__ import annotations
 
@@ -70,7 +74,7 @@ class ChainGradient:
 
 @torch.no_grad()
 def calibrate(y, op, prior, *, generator=None, prompts=None, sapg_iterations: int = 15, gamma0: float = 0.08,
-              radius: float = 15.0, frozen_tokens: int = 4, accumulate: bool = False, delta: float = 1.0,
+              radius: float = 15.0, frozen_tokens: int = 4, accumulate: bool = True, delta: float = 1.0,
               delta_late: float | None = None, delta_rule: str = "constant", t_switch: int = 500,
               init: str = "pinv"):
     """The SAPG phase: (the image after the last 4-step pass, the calibrated token embeddings)."""
@@ -102,3 +106,9 @@ def solve_with_prompt(y, op, prior, *, generator=None, delta_final: float | None
 
 def solve(y, op, prior, **kw):
     return solve_with_prompt(y, op, prior, **kw)[0]
+
+
+def solve_with_extras(y, op, prior, **kw):
+    """(restoration, {'prompt_embeds': the calibrated token embeddings}), kept beside the samples."""
+    x, c = solve_with_prompt(y, op, prior, **kw)
+    return x, {"prompt_embeds": c}

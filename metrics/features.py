@@ -14,8 +14,17 @@ from .lpips import LPIPS
 
 
 class FeatureSpace:
-    def __init__(self, name: str, extractor, lpips: LPIPS, description: str):
+    """``classify`` (where the network has a class head: the digit network) gives each image's class."""
+
+    def __init__(self, name: str, extractor, lpips: LPIPS, description: str, classify=None):
         self.name, self._extract, self.lpips, self.description = name, extractor, lpips, description
+        self._classify = classify
+
+    @torch.no_grad()
+    def classify(self, x: torch.Tensor, batch_size: int = 250) -> torch.Tensor | None:
+        if self._classify is None:
+            return None
+        return torch.cat([self._classify(b) for b in x.split(batch_size)]).cpu()
 
     @torch.no_grad()
     def features(self, x: torch.Tensor, batch_size: int = 250) -> np.ndarray:
@@ -31,7 +40,8 @@ def _digit_net(spec: dict, device: str) -> FeatureSpace:
     scale = float(spec.get("feature_rms", 1.0))  # unit-RMS features: KID's cubic kernel expects O(1) inputs
     return FeatureSpace("digit_net", lambda b: net.features(b.to(device)) / scale,
                         LPIPS(backbone=lambda b: net.conv_features(b.to(device))),
-                        f"digit-network features ({net.feature_dim}-d penultimate layer; LPIPS on its 3 conv blocks)")
+                        f"digit-network features ({net.feature_dim}-d penultimate layer; LPIPS on its 3 conv blocks)",
+                        classify=lambda b: net(b.to(device)).argmax(1))
 
 
 def _inception(spec: dict, device: str) -> FeatureSpace:

@@ -81,6 +81,12 @@ class Operator:
         Ax = self.A(x)
         return Ax + self.sigma_y * standard_normal(Ax.shape, generator, dtype=Ax.dtype, device=Ax.device)
 
+    def residual_pm(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A(x) - y in the units of the official codes, whose images and measurements live in [-1, 1]:
+        2 (A(x) - y) for x in [0, 1]. Every residual-based step size (DPS's and CDDB's zeta, the omega of
+        LDPS / PSLD / P2L, LATINO's residual rule) is applied to this, so a config value means the paper's."""
+        return 2 * (self.A(x) - y)
+
     def data_fidelity(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-item 1/2 |A x - y|^2."""
         r = self.A(x) - y

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from .blur import gaussian_kernel_1d
-from .separable import KroneckerOperator, block_average, filter_then_decimate
+from .separable import KroneckerOperator, apply_along, block_average, filter_then_decimate
 
 
 def bicubic_kernel_1d(factor: int) -> torch.Tensor:
@@ -39,3 +39,15 @@ class Downsampling(KroneckerOperator):
         else:
             raise ValueError(f"unknown downsampling filter {filter!r}; valid: 'block', 'bicubic', 'gaussian'")
         super().__init__(mats, sigma_y)
+        # the filter H before decimation (A = decimate . H): n x n per axis; for blocks f B^T B, whose rows
+        # f i are those of B
+        if filter == "block":
+            self._filter = {a: factor * M.T @ M for a, M in mats.items()}
+        else:
+            self._filter = {a: filter_then_decimate(k, n, 1, padding) for a, n in ((-2, H), (-1, W))}
+
+    def filter_adjoint(self, u: torch.Tensor) -> torch.Tensor:
+        """H^T u at full resolution: the adjoint of the filter alone (UD2M's SR warm start A^T(up(y)))."""
+        for a, M in self._filter.items():
+            u = apply_along(u, M.T, a)
+        return u

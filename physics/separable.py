@@ -118,6 +118,17 @@ class KroneckerOperator(SVDOperator):
             self._singulars = s
         return self._singulars
 
+    def axis_mask(self, zero: float) -> torch.Tensor:
+        """1 where every axis' 1-D singular value is >= ``zero``, else 0 (shaped as ``singulars``): DDRM's
+        official blur H-functions treat 1-D singular values below ZERO = 3e-2 as zero."""
+        ndim = max(abs(a) for a in self.matrices)
+        mask = torch.ones([1] * ndim, dtype=torch.float64)
+        for a, (_, s_a, _) in self._svd.items():
+            shape = [1] * ndim
+            shape[a] = s_a.numel()
+            mask = mask * (s_a >= zero).to(torch.float64).view(shape)
+        return mask
+
     def measurement_shape(self, x_shape):
         shape = list(x_shape)
         for a, M in self.matrices.items():

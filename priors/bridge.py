@@ -59,10 +59,15 @@ class BridgePrior:
 
 
 def bridge_steps(N: int, nfe: int) -> list[int]:
-    """The sampler's grid: nfe + 1 points spaced uniformly from N - 1 to 0, in decreasing order."""
+    """The sampler's grid: nfe + 1 points spaced uniformly from N - 1 to 0, in decreasing order, rounded as
+    the official ``space_indices`` does (the stride summed in floats: nfe = 20 has 499, not 500)."""
     if not 1 <= nfe <= N - 1:
         raise ValueError(f"nfe must be in 1..{N - 1}, got {nfe}")
-    return sorted({int(round(v)) for v in torch.linspace(0, N - 1, nfe + 1).tolist()}, reverse=True)
+    stride, cur, grid = (N - 1) / nfe, 0.0, []
+    for _ in range(nfe + 1):
+        grid.append(round(cur))
+        cur += stride
+    return sorted(set(grid), reverse=True)
 
 
 def degraded_image(y: torch.Tensor, x_shape) -> torch.Tensor:

@@ -7,6 +7,7 @@ Notation (DDPM): x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps.
 * ``add_noise``: x_t from x_0 and eps
 * ``ddim_step``: x_{t'} = sqrt(abar_t') x0_hat + sqrt(1 - abar_t' - s^2) eps_hat + s z,
   s = eta sqrt((1 - abar_t') / (1 - abar_t)) sqrt(1 - abar_t / abar_t') (Song et al. 2021, eq. 12)
+* ``ldm_steps``: the latent samplers' DDIM grid, as the official latent-diffusion codes build it
 """
 from __future__ import annotations
 
@@ -45,12 +46,14 @@ def ddim_step(x0_hat: torch.Tensor, eps_hat: torch.Tensor, abar_t, abar_next, et
     return out
 
 
-def descending_steps(abar: torch.Tensor, steps: int):
-    """(t, abar_t, abar_next) over the uniform grid T-1, T-1-T/steps, ..., with abar_next = 1 after the
-    last step (the grid of the latent samplers: LDPS, PSLD, P2L, TReg)."""
+def ldm_steps(abar: torch.Tensor, steps: int):
+    """(t, abar_t, abar_next) on the DDIM grid of the official latent-diffusion codes (LDPS, PSLD, P2L, TReg):
+    with c = T // steps, the UNet sees t = i c + 1 (i = steps - 1 .. 0) while abar is read one index lower,
+    abar_t = abar[i c] and abar_next = abar[(i - 1) c], the last step ending at abar[0], not 1. This is the
+    LDM sampler PSLD ships (``make_ddim_timesteps`` adds 1, its ``make_ddim_sampling_parameters`` subtracts it)
+    and TReg's Stable Diffusion DDIMScheduler (leading spacing, steps_offset 1, a 1 prepended to abar)."""
     T = len(abar)
-    ts = list(range(T - 1, -1, -(T // steps)))
-    one = torch.ones((), dtype=abar.dtype, device=abar.device)
-    for t, t_next in zip(ts, ts[1:] + [-1]):
-        yield t, abar[t], abar[t_next] if t_next >= 0 else one
+    c = T // steps
+    for i in range(steps - 1, -1, -1):
+        yield i * c + 1, abar[i * c], abar[(i - 1) * c] if i > 0 else abar[0]
 

@@ -64,7 +64,7 @@ def gradient_penalty(D: Discriminator, x0, x0_hat, y_up, g) -> torch.Tensor:
 
 def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size: int = 32, lr: float = 1e-4,
             w_l2: float = 1.0, w_ps: float = 0.1, w_gp: float = 0.01, rank: int = 5, alpha: float = 1.5,
-            warm_start: str = "pinv", lpips=None, seed: int = 0, d_output: str = "logit", ram=None,
+            warm_start: str = "official", lpips=None, seed: int = 0, d_output: str = "logit", ram=None,
             ram_lr_factor: float = 0.1, bf16: bool = False) -> tuple[dict, dict]:
     """Train on [0, 1] digits ``x_train``; return the adapter's tensors (LoRA + ``psi.lam``, + ``ram.*`` with
     ``warm_start='ram'``: the RAM network ``ram``, fine-tuned jointly at ``ram_lr_factor`` x lr) and a card.
@@ -76,7 +76,8 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
         raise ValueError(f"d_output must be 'logit' or 'sigmoid', got {d_output!r}")
     bce = lambda logit, target: F.binary_cross_entropy_with_logits(
         logit if d_output == "logit" else torch.sigmoid(logit), torch.full_like(logit, float(target)))
-    from methods.ud2m import f_psi, unfolded_modules
+    from methods.ud2m import f_psi, official_warm_start, unfolded_modules
+    warm_start = official_warm_start(op) if warm_start == "official" else warm_start     # the card names the form
     from .lora import add_lora, lora_state
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -103,7 +104,7 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
         y_up = upsampled(y, xs)
         generator_turn = step % 2 == 0
         with torch.set_grad_enabled(generator_turn):
-            x0_hat = unfolded_modules(x_t, t, y, op, prior, K, g, log_lam.exp(), f_psi(y, op, warm_start, x_t, t, ram))
+            x0_hat = unfolded_modules(x_t, t, y, op, prior, K, g, log_lam.exp(), f_psi(y, op, warm_start, x_t, t, ram, abar))
         if generator_turn:
             adv = bce(D(x0_hat, y_up), 1)
             l2 = F.mse_loss(eps_from_x0(x_t, x0_hat, abar[t]), eps)
@@ -162,9 +163,11 @@ def main(argv=None):
     from .pixel_ddpm import load_pixel_prior
     from .store import save_tensors
     from .training import task_data, task_parser
+    from methods.ud2m import WARM_STARTS
     ap = task_parser(__doc__, steps=2000, lr=1e-4)
     ap.add_argument("--K", type=int, default=3)
-    ap.add_argument("--warm-start", default="pinv", choices=["pinv", "y", "ram"])
+    ap.add_argument("--warm-start", default="official", choices=list(WARM_STARTS),
+                    help="f_psi (methods/ud2m.py): 'official' = y for deblurring and JPEG, the blend for SR / inpainting")
     ap.add_argument("--ram", default="ram_digits", help="the shipped RAM network to start from (--warm-start ram)")
     ap.add_argument("--d-output", default="logit", choices=["logit", "sigmoid"],
                     help="BCE on D's logit (the paper) or on its sigmoid (the official code)")

@@ -38,7 +38,9 @@ SCHEMA = {
         "feature_space": {"type": "string"},
         "per_image": {"type": "object", "required": ["index", "psnr", "ssim", "lpips"],
                       "properties": {"index": {"type": "array", "items": {"type": "integer"}},
-                                     "psnr": _numbers, "ssim": _numbers, "lpips": _numbers}},
+                                     "psnr": _numbers, "ssim": _numbers, "lpips": _numbers,
+                                     "digit_accuracy": {**_numbers, "description": "1 where the digit network "
+                                                        "reads the restoration as the true digit (embedded)"}}},
         "metrics": {"type": "object", "required": ["psnr", "ssim", "lpips", "fid", "kid"],
                     "additionalProperties": {"type": "number"}},
     },

@@ -1,4 +1,5 @@
 # Markdown tables: measured numbers beside the published ones (report/paper_numbers.csv).
+CALIBRATION_PAIRS = suite_config.calibration_report_pairs(config)
 
 
 rule table:
@@ -54,3 +55,22 @@ rule unknown_table:
 
 
 ruleorder: table > unknown_table
+
+
+rule calibration_report:
+    input:
+        degraded=[f"results/degraded/{PROFILE}/{t}.safetensors" for t, _ in CALIBRATION_PAIRS],
+        records=[f"results/score/{PROFILE}/{t}/{s}/record.json" for t, s in CALIBRATION_PAIRS],
+        samples=[f"results/solve/{PROFILE}/{t}/{s}/samples.safetensors" for t, s in CALIBRATION_PAIRS],
+    output:
+        "results/calibration_latino_pro.md",
+    log:
+        "logs/table/calibration_latino_pro.log",
+    params:
+        spec=lambda wc: spec(suite_config.calibration_report_spec),
+    resources:
+        runtime=5,
+        mem_mb=2000,
+    shell:
+        "{PY} -m suite --threads {threads} calibration --spec {params.spec:q} --out {output} "
+        "--degraded {input.degraded} --records {input.records} --samples {input.samples} 2> {log}"

@@ -45,6 +45,12 @@ def main(argv=None) -> int:
     p.add_argument("--degraded", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--samples", nargs="*", default=[], help="the solvers' samples (restoration grid)")
+    p = sub.add_parser("calibration", help="what LATINO-PRO's calibrated prompts are and restore")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--degraded", nargs="+", required=True)
+    p.add_argument("--records", nargs="+", required=True)
+    p.add_argument("--samples", nargs="+", required=True)
     p = sub.add_parser("bench", help="cost report over run records")
     p.add_argument("--spec", required=True)
     p.add_argument("--out", required=True)
@@ -96,6 +102,8 @@ def main(argv=None) -> int:
             posterior_figure(spec, args.degraded, args.out)
         elif args.stage == "figure":
             stages.calibration_figure(spec, args.degraded, args.out)
+        elif args.stage == "calibration":
+            stages.calibration_report(spec, args.degraded, args.records, args.samples, args.out)
         elif args.stage == "bench":
             stages.bench(spec, args.records, args.out)
         elif args.stage == "w2cell":

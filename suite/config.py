@@ -279,6 +279,30 @@ def calibration_spec(cfg: dict, task: str, n_images: int = 4, n_samples: int = 3
             "latino_pro": solve_spec(cfg, task, "latino_pro")}
 
 
+CALIBRATION_ROWS = ("latino", "latino_pro_paper", "latino_pro", "latino_true_caption")
+
+
+def calibration_report_pairs(cfg: dict) -> list[tuple[str, str]]:
+    """The (task, solver) runs behind ``results/calibration_latino_pro.md`` (rows the profile configures; the
+    report reads the true digit of each image, so only profiles of labelled digits have one)."""
+    if cfg["data"]["kind"] != "embedded_digits":
+        return []
+    return [(t, s) for t in calibration_tasks(cfg) for s in CALIBRATION_ROWS
+            if s in cfg["solvers"] and applies(cfg, t, s)]
+
+
+def calibration_report_spec(cfg: dict) -> dict:
+    pairs = calibration_report_pairs(cfg)
+    if not pairs:
+        raise ValueError(f"profile {cfg['profile']!r} runs no LATINO-PRO on a latent task: no calibration report")
+    pro = solve_spec(cfg, pairs[0][0], "latino_pro")
+    return {"profile": cfg["profile"], "pairs": [list(p) for p in pairs], "priors": pro["priors"],
+            "frozen_tokens": pro["hyper"].get("frozen_tokens", 4), "device": cfg["device"],
+            "titles": {t: require(cfg, "tasks", t)["title"] for t, _ in pairs},
+            "rows": {s: {"label": cfg["solvers"][s]["label"], "prompts": cfg["solvers"][s].get("hyper", {}).get("prompts")}
+                     for _, s in pairs}}
+
+
 def w2_grid(cfg: dict, name: str) -> dict:
     grid = require(cfg, "w2_grids", name)
     require(cfg, "tasks", grid["task"])

@@ -83,8 +83,9 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     y = data["y"].to(device)
     if prior is not None:       # bare network calls timed in the course of the solve (priors/calls.py)
         prior.calls.interleave(spec.get("bare_timing_every", 0))
+    run = getattr(module, "solve_with_extras", None)      # a solver with more to keep than the image
     with stopwatch(device) as t:
-        x_hat = module.solve(y, op, prior, generator=gens, **hyper)
+        x_hat, extras = run(y, op, prior, generator=gens, **hyper) if run else (module.solve(y, op, prior, generator=gens, **hyper), {})
     replay_s = prior.calls.replay_s if prior is not None else 0.0
     wall_s = t["wall_time_s"] - replay_s
     if not torch.isfinite(x_hat).all():
@@ -100,7 +101,8 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
         meta["bare_network_s"] = bare_seconds(prior.calls, device)
     log.info("%s on %s: %d images in %.1f s (%.1f s more timing bare calls)", solver, name, len(index), wall_s,
              replay_s)
-    io.write_tensors(out_samples, {"x_hat": x_hat.float().cpu(), "index": data["index"]})
+    io.write_tensors(out_samples, {"x_hat": x_hat.float().cpu(), "index": data["index"],
+                                   **{k: v.float().cpu() for k, v in extras.items()}})
     io.write_json(out_meta, meta)
 
 
@@ -120,6 +122,10 @@ def score(spec: dict, degraded: str, samples: str, meta: str, out_record: str) -
     f_true, f_hat = fs.features(x), fs.features(x_hat)
     per_image = {"index": data["index"].tolist(), "psnr": psnr(x_hat, x).tolist(),
                  "ssim": ssim(x_hat, x).tolist(), "lpips": fs.lpips(x_hat, x).tolist()}
+    labels = data.get("labels")
+    predicted = fs.classify(x_hat) if labels is not None and bool((labels >= 0).all()) else None
+    if predicted is not None:   # the digit network's reading of each restoration: 1 if the true class
+        per_image["digit_accuracy"] = (predicted == labels).float().tolist()
     summary = {k: float(np.mean(v)) for k, v in per_image.items() if k != "index"}
     summary["fid"] = fid(f_hat, f_true)
     summary["kid"] = kid(f_hat, f_true)
@@ -166,6 +172,33 @@ def restoration_figure(spec: dict, degraded: str, samples: list[str], out: str) 
     estimates = {label: io.read_tensors(path)["x_hat"] for label, path in zip(spec["labels"], samples)}
     n = min(min(len(e) for e in estimates.values()), 6)
     restoration_grid(spec["title"], data["x"][:n], data["y"][:n], {k: v[:n] for k, v in estimates.items()}, out, n)
+
+
+def calibration_report(spec: dict, degraded: list[str], records: list[str], samples: list[str], out: str) -> None:
+    """``results/calibration_latino_pro.md``: what the calibrated prompts are and what they restore
+    (``report/calibration.py``); ``degraded``, ``records`` and ``samples`` follow ``spec['pairs']``."""
+    from methods.latino import GENERIC_PROMPT
+    from priors.registry import load_prior
+    from report.calibration import prompt_rows, render
+    prior = load_prior("consistency", spec["priors"])
+    captions = prior.embed([caption(k) for k in range(10)]).cpu().float()
+    sections = {}
+    for (task, solver), deg_path, rec_path, sample_path in zip(spec["pairs"], degraded, records, samples):
+        rec, est = validate_record(io.read_json(rec_path)), io.read_tensors(sample_path)
+        if "digit_accuracy" not in rec["per_image"]:
+            raise ValueError(f"{rec_path} has no digit reading: the calibration report needs labelled digits")
+        labels = _first(io.read_tensors(deg_path), rec["n_images"])["labels"]
+        row = spec["rows"][solver]
+        if "prompt_embeds" in est:
+            c = est["prompt_embeds"]
+        else:
+            prompts = with_prompts({"prompts": row["prompts"] or GENERIC_PROMPT}, labels, task)["prompts"]
+            c = prior.embed(prompts).cpu()
+        sec = sections.setdefault(task, {"title": spec["titles"][task], "rows": [], "frozen": spec["frozen_tokens"]})
+        sec["rows"].append({"label": row["label"], "n": rec["n_images"], "psnr": rec["per_image"]["psnr"],
+                            "digit": rec["per_image"]["digit_accuracy"],
+                            **prompt_rows(c.float(), captions, labels, spec["frozen_tokens"])})
+    io.write_text(out, render("What LATINO-PRO's prompt calibration does (measured)", list(sections.values())))
 
 
 def calibration_figure(spec: dict, degraded: str, out: str) -> None:

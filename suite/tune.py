@@ -70,7 +70,9 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     chosen = {k: best[k] for k in keys}
     result = {"task": task, "solver": solver, "profile": profile, "n_training_digits": n, "criterion": "mean PSNR",
               "grid": rows, "chosen": {**chosen, **linked(chosen)},
-              "fixed": {k: v for k, v in spec["hyper"].items() if k not in keys}}
+              "fixed": {k: v for k, v in spec["hyper"].items() if k not in keys and k not in links}}
+    if links:
+        result["links"] = {k: f"{f} x {keys[0]}" for k, f in links.items()}
     if prior is not None:       # the choice holds for this prior: a new one is tuned again
         name = spec["priors"][module.USES_PRIOR]
         result["prior"] = {"checkpoint": name, "sha256": checkpoint(name)["sha256"]}

@@ -46,7 +46,7 @@ def test_p2l_nfe_is_two_per_step_and_the_prompt_step_lowers_the_data_loss(tiny_c
             return (y - op.A(x0)).pow(2).sum().item()
     c = c0
     for _ in range(20):
-        c = tuner(z, 600, c)
+        c = tuner(z, 600, prior.abar[600], c)
     assert not torch.equal(c, c0) and loss(c) < loss(c0)
 
 
@@ -136,6 +136,6 @@ def test_p2l_prompt_step_moves_the_embedding_and_computes_no_weight_gradient(tin
     op, _, y = _problem()
     c = prior.embed(["a photo of a handwritten digit"] * 2)
     z = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
-    c1 = p2l.PromptTuner(y, op, prior, lr=1e-2)(z, 500, c)
+    c1 = p2l.PromptTuner(y, op, prior, lr=1e-2)(z, 500, prior.abar[500], c)
     assert not torch.equal(c1, c)
     assert all(p.grad is None for p in [*prior.unet.parameters(), *prior.vae.parameters()])

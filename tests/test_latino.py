@@ -115,3 +115,28 @@ def test_sr16_diagnosis_traces_latinos_own_chain(tiny_consistency_prior):
     assert np.allclose(residual(op, x_hat, y).numpy(), expected, atol=1e-5)
     assert out["8 steps, consistency step"][1] == pytest.approx(expected.mean(), abs=1e-5)
     assert {"8 steps from t = 499, consistency step", "32 steps, latent DM Tweedie", "mean of 8 samples"} <= set(out)
+
+
+def test_sapg_steps_along_the_running_sum_as_the_official_code(prior):
+    """accumulate=True (the official code's never-reset ``accumulated_grad``) and the paper's
+    this-iteration gradient agree after one SAPG iteration and part after the second."""
+    x, op, y = _problem({"name": "gaussian_blur", "sigma": 1.0})
+    run = lambda M, acc: latino_pro.calibrate(y, op, prior, generator=torch.Generator().manual_seed(0),
+                                              sapg_iterations=M, accumulate=acc, radius=1e3)[1]
+    assert torch.equal(run(1, True), run(1, False))
+    assert not torch.allclose(run(2, True), run(2, False))
+
+
+def test_calibration_report_reads_prompts_against_the_ten_captions():
+    from report.calibration import prompt_rows, render
+    g = torch.Generator().manual_seed(0)
+    captions = torch.randn(10, 6, 5, generator=g)
+    labels = torch.tensor([3, 7, 7])
+    rows = prompt_rows(captions[labels], captions, labels, frozen=2)
+    assert rows["prompt_correct"].tolist() == [1, 1, 1] and rows["prompt_distance"].max() == 0
+    far = captions[torch.tensor([0, 0, 0])] + 0.01 * torch.randn(3, 6, 5, generator=g)
+    rows = prompt_rows(far, captions, labels, frozen=2)
+    assert rows["prompt_correct"].tolist() == [0, 0, 0] and rows["prompt_distance"].min() > 0.5
+    text = render("T", [{"title": "task", "frozen": 2, "rows": [
+        {"label": "LATINO", "n": 3, "psnr": [20.0, 21.0, 22.0], "digit": [1, 0, 1], **rows}]}])
+    assert "| LATINO | 3 | 21.00 ± 0.58 | 67% | 0% |" in text

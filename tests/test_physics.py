@@ -206,3 +206,14 @@ def test_ud2m_stack_whitens_each_block_against_dense():
         assert torch.allclose(ys[1][i], m / s_t * (x_t[i] + float(abar[i].sqrt())) / 2)
     with pytest.raises(ValueError, match="RAM needs a linear operator"):
         ud2m_stack(physics.build_operator({"name": "jpeg", "quality": 10}, (1, S, S), 0.01), x_t, abar)
+
+
+def test_axis_mask_zeroes_small_one_dimensional_singular_values():
+    """DDRM's official blur threshold acts on each axis' 1-D singular values (uniform 5-blur on 32 px: two
+    per axis below 0.03), so 2 x 32 + 32 x 2 - 4 of the 1,024 components are left to the prior."""
+    op = physics.build_operator({"name": "uniform_blur", "kernel_size": 5}, (1, 32, 32), 0.01)
+    s1 = np.linalg.svd(op.matrices[-1].numpy(), compute_uv=False)
+    assert (s1 < 0.03).sum() == 2
+    mask = op.axis_mask(0.03).expand(1, 32, 32)
+    assert int((mask == 0).sum()) == 2 * 32 + 32 * 2 - 4
+    assert torch.equal(op.axis_mask(0.0).expand(1, 32, 32), torch.ones(1, 32, 32, dtype=torch.float64))

@@ -207,3 +207,56 @@ def test_ram_training_writes_weights_and_a_card_with_validation_per_task(monkeyp
     net = ram.build_net()
     from safetensors.torch import load_file
     net.load_state_dict(load_file(str(out)))
+
+
+def test_official_warm_start_is_y_for_deblurring_and_the_blend_for_sr_and_inpainting():
+    """The default f_psi is the official code's at training time (runner pitfall 3 of the reference): y on
+    deblurring, and on SR / inpainting the blend of b (H^T up(y), resp. A^T y, in [-1, 1] units) with x_t,
+    which is b at t -> T and sqrt(abar_t) x_t at sigma_t -> 0; the distillation card names the form it ran."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 16, 16, generator=g)
+    blur = physics.build_operator({"name": "gaussian_blur", "variance": 3.0, "kernel_size": 5}, (1, 16, 16), 0.01)
+    sr = physics.build_operator({"name": "downsampling", "factor": 4, "filter": "gaussian", "blur_variance": 3.0,
+                                 "blur_size": 3, "padding": "circular"}, (1, 16, 16), 0.05)
+    inp = physics.build_operator({"name": "inpainting", "keep": 0.3}, (1, 16, 16), 0.01)
+    assert [ud2m.official_warm_start(op) for op in (blur, sr, inp)] == ["y", "blend", "blend"]
+    y = blur.measure(x, g)
+    assert torch.equal(ud2m.f_psi(y, blur), 2 * y.clamp(0, 1) - 1)
+    abar = torch.linspace(0.9999, 1e-4, 1000, dtype=torch.float64)
+    x_t = torch.randn(2, 1, 16, 16, generator=g, dtype=torch.float64)
+    # inpainting: b = A^T y_pm = m (2 y - m); the blend's two weights have unit squared sum
+    y = inp.measure(x.double(), g)
+    m = inp.mask
+    b = m * (2 * y - m)
+    for t in (10, 500, 999):
+        s, a = 2 * 0.01, abar[t]
+        expect = (b * (1 - a).sqrt() + a.sqrt() * x_t * s) / (s**2 + 1 - a).sqrt()
+        assert torch.allclose(ud2m.f_psi(y, inp, "official", x_t, t, abar=abar), expect, atol=1e-10)
+    # SR: b = H^T bilinear_up(y_pm), H the filter before decimation (H then [::4] is A)
+    y = sr.measure(x.double(), g)
+    H = torch.stack([sr.filter_adjoint(e.view(1, 1, 16, 16)).flatten() for e in torch.eye(256, dtype=torch.float64)])
+    up = torch.nn.functional.interpolate(2 * y - 1, size=(16, 16), mode="bilinear")
+    a, s = torch.tensor(0.3, dtype=torch.float64), 2 * 0.05
+    b = (up.flatten(1) @ H).view_as(x_t)
+    assert torch.allclose(ud2m.blend(y, sr, x_t, a), (b * (1 - a).sqrt() + a.sqrt() * x_t * s) / (s**2 + 1 - a).sqrt(),
+                          atol=1e-10)
+    A = torch.stack([sr.A(e.view(1, 1, 16, 16)).flatten() for e in torch.eye(256, dtype=torch.float64)])
+    assert torch.allclose(H.view(16, 16, 16, 16)[:, :, ::4, ::4].reshape(256, 16), A)   # decimating H gives A
+    with pytest.raises(ValueError, match="valid: 'official', 'y', 'blend', 'pinv', 'ram'"):
+        ud2m.f_psi(y, sr, "ram0")
+    with pytest.raises(ValueError, match="needs a measurement of the image's size"):
+        ud2m.f_psi(y.float(), sr, "y", x_t.float())
+    _, card = distill(tiny_prior(), sr, x, K=1, steps=2, batch_size=2, lr=1e-2)
+    assert card["warm_start"] == "blend"
+
+
+def test_an_adapter_keeps_the_warm_start_it_was_distilled_with(monkeypatch, tmp_path):
+    """Adapters distilled with A^dagger y ('pinv', the paper's form) keep it at sampling time."""
+    op = physics.build_operator({"name": "downsampling", "factor": 4}, (1, 16, 16), 0.05)
+    tensors, card = distill(tiny_prior(), op, torch.rand(8, 1, 16, 16), K=1, steps=2, batch_size=2, lr=1e-2,
+                            warm_start="pinv")
+    path = tmp_path / "a.safetensors"
+    sha = save_tensors(tensors, path, metadata={"card": __import__("json").dumps(card)})
+    monkeypatch.setattr("suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    lam, kind = ud2m.adapt(tiny_prior(), "a", 1)
+    assert kind == "pinv" and lam == pytest.approx(card["lam"])

@@ -26,7 +26,8 @@ def snakemake(workdir, *args, check=True, **kw):
 def smoke_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("smoke")
     t0 = time.time()
-    out = snakemake(workdir, "--config", "profile=smoke", "--", "results/table_deblur.md", check=False)
+    out = snakemake(workdir, "--config", "profile=smoke", "--", "results/table_deblur.md",
+                    "results/calibration_latino_pro.md", check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     return workdir, time.time() - t0
 
@@ -56,6 +57,20 @@ def test_smoke_metrics_match_committed_values(smoke_run):
             if abs(got[key][metric] - exp[metric]) > abs_tol + rel_tol * abs(exp[metric]):
                 moved.append(f"{key} {metric}: expected {exp[metric]:.5g}, got {got[key][metric]:.5g}")
     assert not moved, "metrics moved:\n" + "\n".join(moved)
+
+
+def test_calibration_report_from_the_smoke_records(smoke_run):
+    """The calibration report reads the smoke run's records and samples: four rows per latent task, the
+    calibrated prompts kept beside LATINO-PRO's samples, every row's digit reading from its record."""
+    workdir, _ = smoke_run
+    text = (workdir / "results/calibration_latino_pro.md").read_text()
+    for label in ("LATINO (8 steps)", "LATINO-PRO, the paper's SAPG", "LATINO-PRO |", "true caption"):
+        assert text.count(label) == 2, label
+    rec = json.loads((workdir / "results/score/smoke/sr16/latino_pro/record.json").read_text())
+    assert len(rec["per_image"]["digit_accuracy"]) == 8 and 0 <= rec["metrics"]["digit_accuracy"] <= 1
+    from safetensors.torch import load_file
+    samples = load_file(str(workdir / "results/solve/smoke/sr16/latino_pro/samples.safetensors"))
+    assert samples["prompt_embeds"].shape[0] == 8
 
 
 def test_smoke_table_and_nothing_left_to_do(smoke_run):
