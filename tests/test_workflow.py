@@ -44,8 +44,9 @@ def _collect(workdir):
 def test_smoke_metrics_match_committed_values(smoke_run):
     workdir, _ = smoke_run
     got = _collect(workdir)
-    assert len(got) == 21          # 6 prior-free runs, 7 latent rows on deblur_gaussian, DiffPIR, DDRM, UD2M
-    #                                and UD2M+RAM on the two pixel deblurring tasks
+    assert len(got) == 26          # 6 prior-free runs, 7 latent rows on deblur_gaussian, DiffPIR, DDRM, UD2M
+    #                                and UD2M+RAM on the two pixel deblurring tasks; the calibration report's
+    #                                paper-form LATINO-PRO on deblur_gaussian and its four rows on sr16
     if os.environ.get("UPDATE_EXPECTED"):
         EXPECTED.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
     expected = json.loads(EXPECTED.read_text())
@@ -64,7 +65,7 @@ def test_calibration_report_from_the_smoke_records(smoke_run):
     calibrated prompts kept beside LATINO-PRO's samples, every row's digit reading from its record."""
     workdir, _ = smoke_run
     text = (workdir / "results/calibration_latino_pro.md").read_text()
-    for label in ("LATINO (8 steps)", "LATINO-PRO, the paper's SAPG", "LATINO-PRO |", "true caption"):
+    for label in ("LATINO (8 steps)", "LATINO-PRO, the paper's SAPG", "LATINO-PRO |", "true caption (oracle)"):
         assert text.count(label) == 2, label
     rec = json.loads((workdir / "results/score/smoke/sr16/latino_pro/record.json").read_text())
     assert len(rec["per_image"]["digit_accuracy"]) == 8 and 0 <= rec["metrics"]["digit_accuracy"] <= 1
@@ -107,7 +108,7 @@ def test_bad_targets_list_the_valid_names(tmp_path):
     out = snakemake(tmp_path, "-n", "results/table_deblr.md", check=False)
     assert out.returncode != 0 and "unknown table 'deblr'; valid tables: deblur" in out.stdout + out.stderr
     out = snakemake(tmp_path, "-n", "results/score/embedded/sr16/dpss/record.json", check=False)
-    assert ("unknown solver 'dpss'; valid solvers: admm_tv, cddb, ddrm, diffpir, dps, i2sb, latino, latino_pro, "
+    assert ("unknown solver 'dpss'; valid solvers: admm_tv, cddb, ddrm, diffpir, dps, i2sb, latino, latino_pro, latino_pro_paper, "
             "latino_true_caption, ldps, p2l, pinv, psld, treg, ud2m") in out.stdout + out.stderr   # configured ones
     out = snakemake(tmp_path, "-n", "--config", "profile=paperr", check=False)
     assert "unknown profile 'paperr'; valid profiles: embedded, paper, smoke" in out.stdout + out.stderr
