@@ -13,7 +13,6 @@ import torch
 from priors.tv import tv_prox
 
 PAPER_NAME = "ADMM-TV"
-USES_PRIOR = False
 
 
 @torch.no_grad()

@@ -14,7 +14,6 @@ import torch
 from . import i2sb
 
 PAPER_NAME = "CDDB"
-USES_PRIOR = "bridge"
 
 
 def solve(y, op, prior, *, generator=None, nfe: int = 999, zeta: float = 1.0) -> torch.Tensor:

@@ -23,7 +23,6 @@ from physics.base import standard_normal
 from priors.diffusion import tweedie
 
 PAPER_NAME = "DDRM"
-USES_PRIOR = "pixel"
 
 
 @torch.no_grad()

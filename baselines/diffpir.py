@@ -20,7 +20,6 @@ from physics.base import standard_normal
 from priors.diffusion import add_noise, eps_from_x0, tweedie
 
 PAPER_NAME = "DiffPIR"
-USES_PRIOR = "pixel"
 
 
 def quad_timesteps(n: int, T: int = 1000) -> list[int]:

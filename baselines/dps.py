@@ -17,7 +17,6 @@ from physics.base import standard_normal
 from priors.diffusion import tweedie
 
 PAPER_NAME = "DPS"
-USES_PRIOR = "pixel"
 
 
 def solve(y, op, prior, *, generator=None, zeta: float = 0.6, steps: int = 1000, x_shape=None) -> torch.Tensor:

@@ -15,7 +15,6 @@ from physics.base import standard_normal
 from priors.bridge import bridge_sample, degraded_image
 
 PAPER_NAME = "I2SB"
-USES_PRIOR = "bridge"
 
 
 def solve(y, op, prior, *, generator=None, nfe: int = 999, correct=None) -> torch.Tensor:

@@ -10,7 +10,6 @@ import torch
 from .psld import latent_posterior_sampling
 
 PAPER_NAME = "LDPS"
-USES_PRIOR = "latent"
 
 
 @torch.no_grad()

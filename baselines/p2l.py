@@ -20,7 +20,6 @@ from priors.diffusion import tweedie
 from .psld import latent_posterior_sampling
 
 PAPER_NAME = "P2L"
-USES_PRIOR = "latent"
 
 
 class PromptTuner:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 
 PAPER_NAME = None  # no published row
-USES_PRIOR = False
 
 
 @torch.no_grad()

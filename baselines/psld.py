@@ -22,7 +22,6 @@ from physics.base import standard_normal
 from priors.diffusion import ddim_step, ldm_steps, tweedie
 
 PAPER_NAME = "PSLD"
-USES_PRIOR = "latent"
 
 
 def latent_posterior_sampling(y, op, prior, generator, prompts, steps: int, omega: float, gamma: float,

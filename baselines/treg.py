@@ -24,7 +24,6 @@ from methods.latino import GENERIC_PROMPT
 from priors.diffusion import ddim_step, ldm_steps, tweedie
 
 PAPER_NAME = "TReg"
-USES_PRIOR = "latent"
 
 
 def data_consistency(x0, y, op, lam: float, cg_steps: int) -> torch.Tensor:

@@ -27,7 +27,6 @@ from priors.diffusion import add_noise
 from priors.latent_dm import GENERIC_PROMPT   # the starting prompt unless the config gives one
 
 PAPER_NAME = "LATINO"
-USES_PRIOR = "consistency"
 STEPS = {8: [999, 874, 749, 624, 499, 374, 249, 124], 4: [999, 749, 499, 249]}
 
 

@@ -31,7 +31,6 @@ from priors.latent import consistency_output
 from .latino import GENERIC_PROMPT, STEPS, initial_estimate, latino_pass, step_rule
 
 PAPER_NAME = "LATINO-PRO"
-USES_PRIOR = "consistency"
 
 
 def sapg_step_size(m: int, gamma0: float = 0.08) -> float:

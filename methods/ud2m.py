@@ -37,7 +37,6 @@ from priors.ram import back_projection
 from priors.schedules import betas
 
 PAPER_NAME = "UD2M"
-USES_PRIOR = "pixel"
 
 
 def time_grid(N: int, T: int = 1000) -> list[int]:

@@ -153,13 +153,22 @@ def load_sdxl_dmd2(root=None, dmd2_root=None, vae_root=None, dtype=torch.float32
     return SDXLConsistencyPrior(vae, unet, text, resolution)
 
 
+def deepinv_models():
+    """deepinv's models, an extra of the paper profile (``pip install -e '.[paper]'``)."""
+    try:
+        import deepinv.models
+    except ImportError as err:
+        raise ImportError("the paper profile's ADM and RAM come from deepinv, which is not installed; "
+                          "install the paper extra: pip install -e '.[paper]'") from err
+    return deepinv.models
+
+
 def load_adm_imagenet256(root=None):
     """ADM ImageNet-256 unconditional (guided-diffusion) through deepinv's ``DiffUNet``, which is that
     architecture (256 channels, 2 res-blocks, attention at 32/16/8, learned variance)."""
-    from deepinv.models import DiffUNet
     from .pixel_ddpm import PixelDiffusionPrior
     root = Path(root or materialize("adm_imagenet256_uncond"))
-    net = DiffUNet(large_model=True, pretrained=None)
+    net = deepinv_models().DiffUNet(large_model=True, pretrained=None)
     state = torch.load(root / checkpoint("adm_imagenet256_uncond")["files"][0], map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     return PixelDiffusionPrior(net, "linear", adm=True)

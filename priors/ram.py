@@ -105,8 +105,8 @@ class PhysicsRAMWarmStart:
 
 
 def build_deepinv_ram() -> torch.nn.Module:
-    from deepinv.models import RAM
-    return RAM(pretrained=False, device="cpu")
+    from .paper import deepinv_models
+    return deepinv_models().RAM(pretrained=False, device="cpu")
 
 
 def load_ram(name: str, counter=None) -> RAMWarmStart | PhysicsRAMWarmStart:

@@ -1,8 +1,8 @@
 """Which prior a solver gets: ``load_prior(kind, profile_priors)``.
 
-A solver module declares ``USES_PRIOR`` = 'pixel' (eps(x_t, t) on [-1, 1] images), 'latent'
-(encode / decode / embed / eps(z_t, t, c)), 'consistency' (adds x0(z_t, t, c)) or 'bridge' (I2SB's
-eps(x_n, n) with its bridge schedule, one network per task); the profile's ``priors`` config names the
+The solver registry (``suite.registry``) gives each solver's prior kind: 'pixel' (eps(x_t, t) on [-1, 1]
+images), 'latent' (encode / decode / embed / eps(z_t, t, c)), 'consistency' (adds x0(z_t, t, c)) or 'bridge'
+(I2SB's eps(x_n, n) with its bridge schedule, one network per task); the profile's ``priors`` config names the
 checkpoint behind each kind, so a solver never knows its profile.
 """
 from __future__ import annotations

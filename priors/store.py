@@ -1,13 +1,17 @@
-"""Saving and loading weights: safetensors only, every file checked against its sha256."""
+"""Saving and loading weights: safetensors only, every file checked against its sha256.
+
+The checksum functions import no torch (planning the DAG reads them); safetensors' torch half is imported
+where weights are read or written."""
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:
+    import torch
 
 
 class ChecksumError(RuntimeError):
@@ -41,6 +45,7 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> str:
     """Write named tensors as safetensors atomically (temporary name, then rename); return sha256."""
+    from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -58,6 +63,7 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, meta
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, sha256: str | None) -> torch.nn.Module:
     """Load safetensors weights into ``model`` after checking the pinned sha256."""
+    from safetensors.torch import load_file
     verify_sha256(path, sha256)
     model.load_state_dict(load_file(str(path)))
     return model.eval()

@@ -8,10 +8,13 @@ tasks and solvers each table lists, so that a typo fails at once with the valid 
 from __future__ import annotations
 
 import copy
+import difflib
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+from suite.registry import SOLVERS, prior_kind, solve_keywords
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -49,35 +52,66 @@ def _fill_defaults(validator_cls):
     return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
 
 
-def check(cfg: dict, schema_path: Path = CONFIG_DIR / "schema.yaml") -> dict:
-    """Validate (filling defaults) and cross-check names; return the config."""
-    from physics import OPERATORS
-    from suite.registry import SOLVERS
+def _unknown(what: str, key: str, where: str, valid) -> str:
+    valid = sorted(map(str, valid))
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {key!r} at {where}{hint}; valid: {', '.join(valid) or 'none'}"
 
+
+def _explain(e: jsonschema.ValidationError) -> list[str]:
+    where = "/".join(map(str, e.absolute_path)) or "the top level"
+    if e.validator == "additionalProperties" and e.validator_value is False:
+        valid = e.schema.get("properties", {})
+        return [_unknown("key", k, where, valid) for k in e.instance if k not in valid]
+    if e.validator == "enum":
+        return [_unknown("value", e.instance, where, e.validator_value)]
+    return [f"invalid config at {where}: {e.message}"]
+
+
+def check(cfg: dict, schema_path: Path = CONFIG_DIR / "schema.yaml") -> dict:
+    """Validate (filling defaults) and cross-check names and keywords; return the config. Every problem found
+    is reported at once, each naming the key, where it is and the valid choices."""
     schema = yaml.safe_load(schema_path.read_text())
     validator = _fill_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
-    if errors:
-        e = errors[0]
-        where = "/".join(map(str, e.absolute_path)) or "(top level)"
-        raise ValueError(f"invalid config at {where}: {e.message}")
-    for name, task in cfg["tasks"].items():
-        if task["operator"]["name"] not in OPERATORS:
-            raise ValueError(f"task {name!r}: unknown operator {task['operator']['name']!r}; "
-                             f"valid operators: {', '.join(sorted(OPERATORS))}")
-    for name in cfg["solvers"]:
-        if module_name(cfg, name) not in SOLVERS:
-            raise ValueError(f"unknown solver {module_name(cfg, name)!r} in the config; "
-                             f"valid solvers: {', '.join(sorted(SOLVERS))}")
-    for tname, table in cfg["tables"].items():
-        for t in table["tasks"]:
-            if t not in cfg["tasks"]:
-                raise ValueError(f"table {tname!r} lists unknown task {t!r}; valid tasks: {', '.join(cfg['tasks'])}")
-        for s in table["solvers"]:
-            if s not in cfg["solvers"]:
-                raise ValueError(f"table {tname!r} lists unknown solver {s!r}; "
-                                 f"configured solvers: {', '.join(cfg['solvers'])}")
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(map(str, e.absolute_path)))
+    problems = [p for e in errors for p in _explain(e)]
+    if not problems:
+        problems = _cross_check(cfg)
+    if problems:
+        raise ValueError("invalid config:\n  " + "\n  ".join(problems))
     return cfg
+
+
+def _cross_check(cfg: dict) -> list[str]:
+    """What the schema cannot check: names that refer to other entries, and the solvers' keywords."""
+    out = []
+    for name, s in cfg["solvers"].items():
+        module = s.get("module", name)
+        if module not in SOLVERS:
+            out.append(_unknown("solver", module, f"solvers/{name}" + ("/module" if "module" in s else ""), SOLVERS))
+            continue
+        keywords = solve_keywords(module)
+        out += [_unknown(f"keyword of {module}'s solve", k, f"solvers/{name}/hyper", keywords)
+                for k in s["hyper"] if k not in keywords]
+        for task, over in s["per_task"].items():
+            if task not in cfg["tasks"]:
+                out.append(_unknown("task", task, f"solvers/{name}/per_task", cfg["tasks"]))
+            out += [_unknown(f"keyword of {module}'s solve", k, f"solvers/{name}/per_task/{task}", keywords)
+                    for k in over if k not in keywords]
+        out += [_unknown("task", t, f"solvers/{name}/tasks", cfg["tasks"]) for t in s.get("tasks", [])
+                if t not in cfg["tasks"]]
+    for tname, table in cfg["tables"].items():
+        out += [_unknown("task", t, f"tables/{tname}/tasks", cfg["tasks"]) for t in table["tasks"] if t not in cfg["tasks"]]
+        out += [_unknown("solver", x, f"tables/{tname}/solvers", cfg["solvers"]) for x in table["solvers"]
+                if x not in cfg["solvers"]]
+    for bname, bench in cfg.get("benches", {}).items():
+        if bench["table"] not in cfg["tables"]:
+            out.append(_unknown("table", bench["table"], f"benches/{bname}/table", cfg["tables"]))
+    for gname, grid in cfg.get("w2_grids", {}).items():
+        if grid["task"] not in cfg["tasks"]:
+            out.append(_unknown("task", grid["task"], f"w2_grids/{gname}/task", cfg["tasks"]))
+    return out
 
 
 def profiles(config_dir: Path = CONFIG_DIR) -> list[str]:
@@ -150,11 +184,10 @@ def applies(cfg: dict, task: str, solver: str) -> bool:
     """Whether a solver runs on a task: a diffusion solver only on the tasks of its prior's family, a bridge
     solver only where a bridge is trained, a row with ``tasks`` only on those (prior-free baselines run
     everywhere)."""
-    from suite.registry import solver_module
     only = require(cfg, "solvers", solver).get("tasks")
     if only is not None and task not in only:  # a row limited to some tasks (e.g. where an adapter is trained)
         return False
-    kind = getattr(solver_module(module_name(cfg, solver)), "USES_PRIOR", False)
+    kind = prior_kind(module_name(cfg, solver))
     if kind == "bridge":                      # a bridge is trained per task: only the tasks that have one
         return task in cfg.get("priors", {}).get("bridge", {})
     return not kind or FAMILY_OF_PRIOR[kind] == require(cfg, "tasks", task).get("family", "pixel")
@@ -174,11 +207,10 @@ def module_name(cfg: dict, solver: str) -> str:
 def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     s = require(cfg, "solvers", solver)
     hyper = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}
-    from suite.registry import solver_module
     out = {**degrade_spec(cfg, task), "solver": solver, "module": module_name(cfg, solver), "hyper": hyper,
            "device": cfg["device"], "bare_timing_every": cfg["bare_timing_every"],
            "solver_images": min(s.get("n_images", cfg["n_images"]), cfg["n_images"])}
-    kind = getattr(solver_module(out["module"]), "USES_PRIOR", False)
+    kind = prior_kind(out["module"])
     if kind:
         if kind not in cfg.get("priors", {}):
             raise ValueError(f"solver {solver!r} needs a {kind} prior, but profile {cfg['profile']!r} names none "
@@ -204,8 +236,7 @@ def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
     """Shipped weight files behind a solver's prior (and, given the task, its adapter: UD2M's distillation):
     inputs of its solve jobs (retraining reruns them)."""
     from priors.registry import prior_files as files
-    from suite.registry import solver_module
-    kind = getattr(solver_module(module_name(cfg, solver)), "USES_PRIOR", False)
+    kind = prior_kind(module_name(cfg, solver))
     if not kind:
         return []
     if kind == "bridge":

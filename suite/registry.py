@@ -1,27 +1,85 @@
-"""The registry of solvers: name -> module with ``solve(y, op, prior, *, generator, **hyper)``."""
+"""The registry of solvers: name -> module with ``solve(y, op, prior, *, generator, **hyper)`` and the prior
+family it needs.
+
+The family is what the DAG plans with (which tasks a solver runs on, which weights its jobs read): 'pixel'
+(eps(x_t, t) on [-1, 1] images), 'latent' (encode / decode / embed / eps(z_t, t, c)), 'consistency' (adds
+x0(z_t, t, c)), 'bridge' (I2SB's eps(x_n, n), one network per task) or None (no learnt prior). Planning reads
+it, and the keywords ``solve`` accepts, without importing a solver (so without torch): the keywords are read
+from the module's source (``solve_keywords``).
+"""
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+from functools import lru_cache
+from typing import NamedTuple
+
+
+class Solver(NamedTuple):
+    module: str
+    prior: str | None
+
 
 SOLVERS = {
-    "pinv": "baselines.pinv",
-    "admm_tv": "baselines.admm_tv",
-    "ddrm": "baselines.ddrm",
-    "diffpir": "baselines.diffpir",
-    "dps": "baselines.dps",
-    "i2sb": "baselines.i2sb",
-    "cddb": "baselines.cddb",
-    "ldps": "baselines.ldps",
-    "psld": "baselines.psld",
-    "p2l": "baselines.p2l",
-    "treg": "baselines.treg",
-    "latino": "methods.latino",
-    "latino_pro": "methods.latino_pro",
-    "ud2m": "methods.ud2m",
+    "pinv": Solver("baselines.pinv", None),
+    "admm_tv": Solver("baselines.admm_tv", None),
+    "ddrm": Solver("baselines.ddrm", "pixel"),
+    "diffpir": Solver("baselines.diffpir", "pixel"),
+    "dps": Solver("baselines.dps", "pixel"),
+    "i2sb": Solver("baselines.i2sb", "bridge"),
+    "cddb": Solver("baselines.cddb", "bridge"),
+    "ldps": Solver("baselines.ldps", "latent"),
+    "psld": Solver("baselines.psld", "latent"),
+    "p2l": Solver("baselines.p2l", "latent"),
+    "treg": Solver("baselines.treg", "latent"),
+    "latino": Solver("methods.latino", "consistency"),
+    "latino_pro": Solver("methods.latino_pro", "consistency"),
+    "ud2m": Solver("methods.ud2m", "pixel"),
 }
+
+# arguments every solve takes from the stage, never from the config
+STAGE_ARGUMENTS = ("y", "op", "prior", "generator")
+
+
+def _entry(name: str) -> Solver:
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; valid solvers: {', '.join(sorted(SOLVERS))}")
+    return SOLVERS[name]
 
 
 def solver_module(name: str):
-    if name not in SOLVERS:
-        raise ValueError(f"unknown solver {name!r}; valid solvers: {', '.join(sorted(SOLVERS))}")
-    return importlib.import_module(SOLVERS[name])
+    return importlib.import_module(_entry(name).module)
+
+
+def prior_kind(name: str) -> str | None:
+    """The prior family a solver needs (None: no learnt prior)."""
+    return _entry(name).prior
+
+
+@lru_cache(maxsize=None)
+def solve_keywords(name: str) -> frozenset[str]:
+    """The hyper-parameters ``solve`` of a registered solver accepts, read from its source: its named
+    parameters, and where it forwards ``**kw`` to a function of the same module, that function's (followed
+    to the end of the chain), less the arguments the stage supplies."""
+    path = importlib.util.find_spec(_entry(name).module).origin
+    with open(path) as f:
+        functions = {n.name: n for n in ast.parse(f.read()).body if isinstance(n, ast.FunctionDef)}
+    return frozenset(_keywords(functions, "solve", name)) - set(STAGE_ARGUMENTS)
+
+
+def _keywords(functions: dict, fname: str, solver: str) -> set[str]:
+    fn = functions[fname]
+    a = fn.args
+    names = {p.arg for p in a.posonlyargs + a.args + a.kwonlyargs}
+    if a.kwarg is None:
+        return names
+    forwarded = [c for c in ast.walk(fn) if isinstance(c, ast.Call)
+                 and any(k.arg is None and isinstance(k.value, ast.Name) and k.value.id == a.kwarg.arg
+                         for k in c.keywords)]
+    if len(forwarded) != 1 or not isinstance(forwarded[0].func, ast.Name) or forwarded[0].func.id not in functions:
+        raise TypeError(f"solver {solver!r}: {fname}(**{a.kwarg.arg}) does not forward to exactly one function of "
+                        "its module, so its keywords cannot be checked; spell them out in the signature")
+    call = forwarded[0]
+    bound = {k.arg for k in call.keywords if k.arg is not None}
+    return names | (_keywords(functions, call.func.id, solver) - bound)

@@ -19,7 +19,7 @@ from metrics.features import feature_space
 from report.records import SCHEMA_ID, validate_record
 from . import io
 from .config import ROOT
-from .registry import solver_module
+from .registry import prior_kind, solver_module
 from .seeding import generators, seed_for
 
 log = logging.getLogger("suite")
@@ -69,7 +69,7 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     device = spec.get("device", "cpu")
     x_shape = data["x"].shape[1:]
     op = physics.build_operator(task["operator"], x_shape, task["sigma_y"])
-    kind = getattr(module, "USES_PRIOR", False)
+    kind = prior_kind(spec.get("module", solver))
     prior, load_s = None, 0.0
     if kind:
         from priors.registry import load_prior

@@ -20,7 +20,7 @@ from datasets import digits
 from metrics import psnr
 from . import io
 from .config import checkpoint, select, solve_spec
-from .registry import solver_module
+from .registry import prior_kind, solver_module
 from .seeding import generators
 from .stages import with_prompts
 
@@ -53,10 +53,10 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     index = np.arange(n)
     y = op.measure(x.double(), generators(profile, task, "tune", index)).float()
     module = solver_module(spec["module"])
-    prior = None
-    if getattr(module, "USES_PRIOR", False):
+    kind, prior = prior_kind(spec["module"]), None
+    if kind:
         from priors.registry import load_prior
-        prior = load_prior(module.USES_PRIOR, spec["priors"])
+        prior = load_prior(kind, spec["priors"])
     rows = []
     linked = lambda point: {k: f * point[keys[0]] for k, f in links.items()}      # links follow the first axis
     for values in itertools.product(*(v for _, v in axes)):
@@ -74,7 +74,7 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     if links:
         result["links"] = {k: f"{f} x {keys[0]}" for k, f in links.items()}
     if prior is not None:       # the choice holds for this prior: a new one is tuned again
-        name = spec["priors"][module.USES_PRIOR]
+        name = spec["priors"][kind]
         result["prior"] = {"checkpoint": name, "sha256": checkpoint(name)["sha256"]}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     io.write_json(f"{out_dir}/{task}_{solver}.json", result)

@@ -7,7 +7,7 @@ from scipy.optimize import minimize
 import physics
 from baselines import admm_tv, pinv
 from priors.tv import div, grad, tv, tv_prox
-from suite.registry import SOLVERS, solver_module
+from suite.registry import SOLVERS, prior_kind, solver_module
 
 
 def test_grad_div_adjoint():
@@ -86,7 +86,7 @@ def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consist
              "consistency": lambda: tiny_consistency_prior, "latent": lambda: tiny_consistency_prior,
              "bridge": lambda: BridgePrior(build_unet(sample_size=8, block_out_channels=(8, 8, 8), norm_num_groups=4,
                                                       attention_head_dim=4)),
-             False: lambda: None}[module.USES_PRIOR]()
+             None: lambda: None}[prior_kind(name)]()
     op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
     x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
     y = op.measure(x, torch.Generator().manual_seed(9))

@@ -13,6 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = ROOT / "tests/expected/smoke_metrics.json"
+pytestmark = pytest.mark.slow  # every test here runs the DAG; `pytest -m "not slow"` leaves them out
+
 TOLERANCE = {"psnr": (0.05, 0.0), "ssim": (2e-3, 0.0), "lpips": (2e-3, 0.02), "fid": (0.05, 0.02), "kid": (2e-4, 0.02)}
 
 
