@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from priors.tv import tv_prox
+from ipbench.priors.tv import tv_prox
 
 PAPER_NAME = "ADMM-TV"
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from physics.base import standard_normal
-from priors.diffusion import tweedie
+from ipbench.physics.base import standard_normal
+from ipbench.priors.diffusion import tweedie
 
 PAPER_NAME = "DDRM"
 

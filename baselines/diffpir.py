@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from physics.base import standard_normal
-from priors.diffusion import add_noise, eps_from_x0, tweedie
+from ipbench.physics.base import standard_normal
+from ipbench.priors.diffusion import add_noise, eps_from_x0, tweedie
 
 PAPER_NAME = "DiffPIR"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from physics.base import standard_normal
-from priors.bridge import bridge_sample, degraded_image
+from ipbench.physics.base import standard_normal
+from ipbench.priors.bridge import bridge_sample, degraded_image
 
 PAPER_NAME = "I2SB"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from priors.diffusion import tweedie
+from ipbench.priors.diffusion import tweedie
 from .psld import latent_posterior_sampling
 
 PAPER_NAME = "P2L"

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from methods.latino import GENERIC_PROMPT
-from physics.base import standard_normal
-from priors.diffusion import ddim_step, ldm_steps, tweedie
+from ipbench.methods.latino import GENERIC_PROMPT
+from ipbench.physics.base import standard_normal
+from ipbench.priors.diffusion import ddim_step, ldm_steps, tweedie
 
 PAPER_NAME = "PSLD"
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from physics.base import conjugate_gradient, standard_normal
-from methods.latino import GENERIC_PROMPT
-from priors.diffusion import ddim_step, ldm_steps, tweedie
+from ipbench.physics.base import conjugate_gradient, standard_normal
+from ipbench.methods.latino import GENERIC_PROMPT
+from ipbench.priors.diffusion import ddim_step, ldm_steps, tweedie
 
 PAPER_NAME = "TReg"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from priors.store import ChecksumError, sha256_of
+from ipbench.priors.store import ChecksumError, sha256_of
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 

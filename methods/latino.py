@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import torch
 
-from physics.base import standard_normal
-from priors.diffusion import add_noise
-from priors.latent_dm import GENERIC_PROMPT   # the starting prompt unless the config gives one
+from ipbench.physics.base import standard_normal
+from ipbench.priors.diffusion import add_noise
+from ipbench.priors.latent_dm import GENERIC_PROMPT   # the starting prompt unless the config gives one
 
 PAPER_NAME = "LATINO"
 STEPS = {8: [999, 874, 749, 624, 499, 374, 249, 124], 4: [999, 749, 499, 249]}

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from priors.diffusion import tweedie
-from priors.latent import consistency_output
+from ipbench.priors.diffusion import tweedie
+from ipbench.priors.latent import consistency_output
 from .latino import GENERIC_PROMPT, STEPS, initial_estimate, latino_pass, step_rule
 
 PAPER_NAME = "LATINO-PRO"

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from physics.base import standard_normal
-from priors.diffusion import add_noise, eps_from_x0, tweedie
-from priors.ram import back_projection
-from priors.schedules import betas
+from ipbench.physics.base import standard_normal
+from ipbench.priors.diffusion import add_noise, eps_from_x0, tweedie
+from ipbench.priors.ram import back_projection
+from ipbench.priors.schedules import betas
 
 PAPER_NAME = "UD2M"
 
@@ -106,12 +106,12 @@ def f_psi(y, op, kind: str = "official", x_t=None, t=None, ram=None, abar=None) 
 def adapt(prior, adapter: str, K: int) -> tuple[float, str]:
     """Put a shipped UD2M distillation on the prior (in place, once; with its fine-tuned RAM network as
     ``prior.ram`` if it was distilled with one); return its learnt lambda and its warm start."""
-    from priors.lora import load_adapter
+    from ipbench.priors.lora import load_adapter
     psi, card = load_adapter(prior, adapter)
     if card.get("K") != K:
         raise ValueError(f"adapter {adapter!r} was distilled for K = {card.get('K')} modules, not K = {K}")
     if card.get("warm_start") == "ram":
-        from priors.ram import load_ram
+        from ipbench.priors.ram import load_ram
         prior.ram = load_ram(adapter, counter=prior)
     return psi["lam"], card.get("warm_start", "pinv")
 
@@ -127,7 +127,7 @@ def solve(y, op, prior, *, generator=None, K: int = 3, N: int = 3, eta: float = 
     if adapter is not None:
         lam, warm_start = adapt(prior, adapter, K)
     if ram is not None and getattr(prior, "ram", None) is None:
-        from priors.ram import load_ram
+        from ipbench.priors.ram import load_ram
         prior.ram = load_ram(ram, counter=prior)
     abar, beta = prior.abar.to(y), betas().to(y)
     ts = time_grid(N)

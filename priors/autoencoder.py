@@ -3,7 +3,7 @@ channels (as Stable Diffusion's), on 64 x 64 digits: x in [-1, 1] (1 x 64 x 64) 
 
 ``encode`` returns the posterior mean times ``scaling_factor`` (1 / std of the training latents,
 SD's 0.18215 convention); ``decode`` inverts the scaling.
-Train: ``python -m priors.autoencoder --out priors/weights/autoencoder.safetensors``.
+Train: ``python -m ipbench.priors.autoencoder --out priors/weights/autoencoder.safetensors``.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def build_autoencoder(**overrides) -> AutoencoderKL:
 
 def load_autoencoder(name: str = "autoencoder") -> tuple[AutoencoderKL, float]:
     """The shipped autoencoder (sha256-checked) and its latent scaling factor."""
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     from .store import load_weights
     ck = checkpoint(name)
     return load_weights(build_autoencoder(), ROOT / ck["path"], ck["sha256"]), float(ck["scaling_factor"])
@@ -38,7 +38,7 @@ def load_autoencoder(name: str = "autoencoder") -> tuple[AutoencoderKL, float]:
 @torch.no_grad()
 def encode_training_digits() -> tuple[torch.Tensor, torch.Tensor]:
     """Scaled latents (4000, 4, 8, 8) of the 64 x 64 training digits, and their labels."""
-    from datasets import digits
+    from ipbench.datasets import digits
     vae, scaling = load_autoencoder()
     x, labels = digits("train", 64)
     return torch.cat([vae.encode(xb * 2 - 1).latent_dist.mean for xb in x.split(250)]) * scaling, labels
@@ -47,8 +47,8 @@ def encode_training_digits() -> tuple[torch.Tensor, torch.Tensor]:
 def train(steps: int = 4000, batch_size: int = 16, lr: float = 1e-3, kl_weight: float = 1e-6,
           perceptual_weight: float = 0.1, seed: int = 0):
     """L1 + MSE reconstruction, SD's tiny KL weight, and the digit network's feature distance."""
-    from datasets import digits
-    from suite.config import ROOT, checkpoint
+    from ipbench.datasets import digits
+    from ipbench.suite.config import ROOT, checkpoint
     from .digit_net import DigitNet
     from .store import load_weights
     torch.manual_seed(seed)
@@ -89,7 +89,7 @@ def train(steps: int = 4000, batch_size: int = 16, lr: float = 1e-3, kl_weight: 
 @torch.no_grad()
 def quality(vae: AutoencoderKL, classifier, x: torch.Tensor, labels: torch.Tensor) -> dict:
     """Test reconstruction PSNR (dB, [0, 1] images) and share classified correctly."""
-    from metrics import psnr
+    from ipbench.metrics import psnr
     rec = torch.cat([vae.decode(vae.encode(xb * 2 - 1).latent_dist.mean).sample for xb in x.split(250)])
     rec = ((rec + 1) / 2).clamp(0, 1)
     return {"test_psnr": float(psnr(rec, x).mean()),
@@ -97,8 +97,8 @@ def quality(vae: AutoencoderKL, classifier, x: torch.Tensor, labels: torch.Tenso
 
 
 def main(argv=None):
-    from datasets import digits
-    from suite.config import ROOT, checkpoint
+    from ipbench.datasets import digits
+    from ipbench.suite.config import ROOT, checkpoint
     from .digit_net import DigitNet
     from .store import load_weights, save_weights
     ap = argparse.ArgumentParser(description=__doc__)

@@ -5,7 +5,7 @@ The degraded image x_1 is the task's measurement, noise included (the test-time 
 image size. Deblurring and inpainting use the OT-ODE with beta_max = 1, the other tasks beta_max = 0.3, as
 the official training scripts.
 
-    python -m priors.bridge_training --task px_sr4 --steps 3000 --out results/retrain/i2sb_px_sr4.safetensors
+    python -m ipbench.priors.bridge_training --task px_sr4 --steps 3000 --out results/retrain/i2sb_px_sr4.safetensors
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def bridge_setting(operator: str) -> dict:
 def load_bridge(name: str) -> BridgePrior:
     """A shipped bridge (config/checkpoints.yaml, sha256-checked) with the schedule it was trained with."""
     from safetensors import safe_open
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     from .pixel_ddpm import load_unet
     ck = checkpoint(name)
     path = ROOT / ck["path"]
@@ -39,15 +39,15 @@ def load_bridge(name: str) -> BridgePrior:
 
 
 def validation_psnr(prior: BridgePrior, op, x_val: torch.Tensor, nfe: int = 100, seed: int = 0) -> float:
-    from baselines import i2sb
-    from metrics import psnr
+    from ipbench.baselines import i2sb
+    from ipbench.metrics import psnr
     g = torch.Generator().manual_seed(seed + 1)
     y = op.measure(x_val, g)
     return float(psnr(i2sb.solve(y, op, prior, generator=g, nfe=nfe), x_val).mean())
 
 
 def main(argv=None):
-    from suite.config import checkpoint
+    from ipbench.suite.config import checkpoint
     from .pixel_ddpm import architecture, load_pixel_prior
     from .store import save_weights
     from .training import task_data, task_parser
@@ -62,7 +62,7 @@ def main(argv=None):
     card.update(task=args.task, init=args.base, init_sha256=checkpoint(args.base)["sha256"],
                 n_train=len(x_train), n_val=len(x_val),
                 val_psnr_nfe100=round(validation_psnr(BridgePrior(ema, card["beta_max"], card["ot_ode"]), op, x_val), 3))
-    card["command"] = "python -m priors.bridge_training " + " ".join(sys.argv[1:] if argv is None else argv)
+    card["command"] = "python -m ipbench.priors.bridge_training " + " ".join(sys.argv[1:] if argv is None else argv)
     save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(architecture(prior.net))})
     Path(args.out).with_suffix(".md").write_text(model_card(card))
     print(json.dumps(card, indent=1))
@@ -90,7 +90,7 @@ def model_card(card: dict) -> str:
 
 def rewrite_card(path: str) -> None:
     """Regenerate the Markdown card beside a bridge file from the training card in its metadata."""
-    from priors.install import rewrite_card as rewrite
+    from ipbench.priors.install import rewrite_card as rewrite
     rewrite(path, model_card)
 
 

@@ -1,6 +1,6 @@
 """Quality gates of the shipped generative priors, measured on 1,000 samples or the 1,000 test digits.
 
-``python -m priors.gates pixel_ddpm`` samples the prior, classifies the samples with the digit
+``python -m ipbench.priors.gates pixel_ddpm`` samples the prior, classifies the samples with the digit
 network, reports the share classified with confidence >= 0.9 and the FID against the test digits
 (digit-network features), and saves a sample grid under results/figures/.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from suite.config import ROOT, checkpoint, trained_by
+from ipbench.suite.config import ROOT, checkpoint, trained_by
 
 
 def digit_classifier():
@@ -38,7 +38,7 @@ def classify(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _feature_space():
-    from metrics.features import feature_space
+    from ipbench.metrics.features import feature_space
     ck = checkpoint("digit_net")
     return feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
                           "feature_rms": ck["feature_rms"]})
@@ -48,8 +48,8 @@ def _feature_space():
 def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str | None = None,
                     weights: str | None = None, name: str = "pixel_ddpm") -> dict:
     """The shipped pixel DDPM ``name`` (sha256-pinned), or the file ``weights`` (a retrained candidate)."""
-    from datasets import digits
-    from metrics import fid
+    from ipbench.datasets import digits
+    from ipbench.metrics import fid
     from .pixel_ddpm import PixelDiffusionPrior, load_pixel_prior, load_unet
     from .sampling import ddim_sample
     prior = PixelDiffusionPrior(load_unet(weights, None)) if weights else load_pixel_prior(name)
@@ -75,7 +75,7 @@ def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str 
 def latent_dm_gate(n_per_digit: int = 100, steps: int = 50, guidance: float = 3.0, seed: int = 0,
                    figure: str | None = None) -> dict:
     """Samples for 'a photo of a handwritten digit k' (DDIM, 50 steps, CFG) classified as k."""
-    from datasets.embedded import caption
+    from ipbench.datasets.embedded import caption
     from .latent import LatentDiffusionPrior
     from .latent_dm import load_latent_dm
     from .sampling import ddim_sample
@@ -106,7 +106,7 @@ def latent_dm_gate(n_per_digit: int = 100, steps: int = 50, guidance: float = 3.
 @torch.no_grad()
 def lcm_gate(n_per_digit: int = 100, seed: int = 0, figure: str | None = None) -> dict:
     """4- and 8-step LCMScheduler samples for each prompted digit, classified as the prompt."""
-    from datasets.embedded import caption
+    from ipbench.datasets.embedded import caption
     from .latent_dm import load_latent_dm
     from .sampling import lcm_scheduler_sample
     prior = load_latent_dm("lcm")
@@ -128,7 +128,7 @@ def lcm_gate(n_per_digit: int = 100, seed: int = 0, figure: str | None = None) -
     return {"n_samples_per_setting": 10 * n_per_digit, "sampler": f"LCMScheduler, seed {seed}", **out}
 
 
-PIXEL_DDPMS = trained_by("priors.pixel_ddpm")
+PIXEL_DDPMS = trained_by("ipbench.priors.pixel_ddpm")
 GATES = {**{name: functools.partial(pixel_ddpm_gate, name=name) for name in PIXEL_DDPMS},
          "latent_dm": latent_dm_gate, "lcm": lcm_gate}
 

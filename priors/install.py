@@ -2,9 +2,9 @@
 in config/checkpoints.yaml and carry the numbers the loaders need (e.g. the autoencoder's latent
 scaling factor) from the training card stored in the file's metadata.
 
-    python -m priors.install results/retrain/autoencoder.safetensors autoencoder \\
-        --train-module priors.autoencoder --train-args steps=3000 seed=0 --needs digit_net
-    python -m priors.install results/retrain/ud2m_px_sr4_k3.safetensors ud2m_px_sr4_k3 --from-card --needs pixel_ddpm
+    python -m ipbench.priors.install results/retrain/autoencoder.safetensors autoencoder \\
+        --train-module ipbench.priors.autoencoder --train-args steps=3000 seed=0 --needs digit_net
+    python -m ipbench.priors.install results/retrain/ud2m_px_sr4_k3.safetensors ud2m_px_sr4_k3 --from-card --needs pixel_ddpm
 """
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from pathlib import Path
 import yaml
 from safetensors import safe_open
 
-from suite.config import CONFIG_DIR, ROOT
+from ipbench.suite.config import CONFIG_DIR, ROOT
 from .store import sha256_of
 
 HEADER = """# Weights the suite ships (pinned by sha256, model card beside each file) and the published
 # checkpoints of the paper profile (hub repository or URL and files; no sha256 is pinned where it
 # cannot be known here: the first download records each file's hash in config/checksums.lock and
 # every later use is checked against it). Retrain the shipped ones with `snakemake --cores all
-# retrain` (files land in results/retrain/) and install one with `python -m priors.install`.
+# retrain` (files land in results/retrain/) and install one with `python -m ipbench.priors.install`.
 """
 CARRIED = ("scaling_factor", "feature_rms")
 

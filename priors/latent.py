@@ -55,7 +55,7 @@ class LatentDiffusionPrior:
 
     def noise_like_latents(self, op, y: torch.Tensor, generator) -> torch.Tensor:
         """Standard normal latents (per-item generators) for the images behind the measurements y."""
-        from physics.base import standard_normal
+        from ipbench.physics.base import standard_normal
         z_shape = self.latent_shape(op.A_dagger(y[:1], rcond=0.03).shape[1:])
         return standard_normal((y.shape[0], *z_shape), generator, dtype=y.dtype, device=y.device)
 

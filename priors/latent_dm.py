@@ -5,7 +5,7 @@ the frozen all-MiniLM-L6-v2 token embeddings of the caption, with Stable Diffusi
 scaled-linear schedule (beta 0.00085 .. 0.012, T = 1000) and epsilon prediction. Captions are
 replaced by the generic prompt "a photo of a handwritten digit" 10% of the time and by the empty
 prompt 10% of the time (classifier-free guidance).
-Train: ``python -m priors.latent_dm --out priors/weights/latent_dm.safetensors``.
+Train: ``python -m ipbench.priors.latent_dm --out priors/weights/latent_dm.safetensors``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def build_unet(**overrides) -> UNet2DConditionModel:
 def load_latent_dm(name: str = "latent_dm"):
     """The shipped latent DM ('latent_dm') or its consistency distillation ('lcm') behind the latent
     protocol, with the shipped autoencoder; every file sha256-checked."""
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     from .autoencoder import load_autoencoder
     from .latent import ConsistencyPrior, LatentDiffusionPrior
     from .store import load_weights
@@ -45,7 +45,7 @@ def load_latent_dm(name: str = "latent_dm"):
 
 def train(latents: torch.Tensor, labels: torch.Tensor, steps: int = 6000, batch_size: int = 64, lr: float = 5e-4,
           p_generic: float = 0.1, p_empty: float = 0.1, ema_decay: float = 0.999, seed: int = 0):
-    from datasets.embedded import caption
+    from ipbench.datasets.embedded import caption
     from .text import TextEncoder
     from .training import train_epsilon
     torch.manual_seed(seed)

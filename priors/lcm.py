@@ -9,7 +9,7 @@ target f_theta- use the LCM boundary parametrisation (``priors.latent.consistenc
 
 Sampling then uses diffusers' ``LCMScheduler`` (4 or 8 steps). There is no w-embedding: the
 guidance is fixed at distillation time, as LCM-LoRA does.
-Train: ``python -m priors.lcm --out priors/weights/lcm.safetensors``.
+Train: ``python -m ipbench.priors.lcm --out priors/weights/lcm.safetensors``.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
             w: float = 3.0, skip: int = 20, ema_decay: float = 0.95, huber_c: float = 1e-3, seed: int = 0,
             init=None):
     """``init``: a student to continue from (an earlier distillation) instead of the teacher's copy."""
-    from datasets.embedded import caption
+    from ipbench.datasets.embedded import caption
     from .latent_dm import GENERIC_PROMPT
     from .text import TextEncoder
     torch.manual_seed(seed)
@@ -74,7 +74,7 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
 
 
 def main(argv=None):
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     from .autoencoder import encode_training_digits
     from .latent_dm import build_unet
     from .store import load_weights, save_weights

@@ -35,7 +35,7 @@ def lora_state(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def load_adapter(prior, name: str) -> tuple[dict[str, float], dict]:
     """Put the shipped adapter ``name`` (config/checkpoints.yaml) on ``prior.unet``: see ``apply_adapter``."""
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     ck = checkpoint(name)
     return apply_adapter(prior, ROOT / ck["path"], ck["sha256"], name)
 

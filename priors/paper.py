@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from suite.config import CONFIG_DIR, ROOT, checkpoint
+from ipbench.suite.config import CONFIG_DIR, ROOT, checkpoint
 from .latent import ConsistencyPrior, LatentDiffusionPrior
 
 RESOURCES = ROOT / "resources" / "checkpoints"
@@ -32,7 +32,7 @@ LOCK = CONFIG_DIR / "checksums.lock"
 def materialize(name: str, dest: str | os.PathLike | None = None, endpoint: str | None = None,
                 lock_path: str | os.PathLike | None = None) -> Path:
     """Fetch and verify every file of checkpoint ``name``; return the folder holding them."""
-    from datasets.fetch import Lock, fetch
+    from ipbench.datasets.fetch import Lock, fetch
     entry = checkpoint(name)
     if "files" not in entry:
         raise ValueError(f"checkpoint {name!r} lists no files to fetch")

@@ -2,7 +2,7 @@
 
 diffusers ``UNet2DModel`` behind the pixel-diffusion protocol: ``eps(x_t, t)`` on images in
 [-1, 1], the linear beta schedule 1e-4 .. 0.02 with T = 1000 (as ADM), and an NFE counter.
-Train: ``python -m priors.pixel_ddpm --out priors/weights/pixel_ddpm.safetensors``.
+Train: ``python -m ipbench.priors.pixel_ddpm --out priors/weights/pixel_ddpm.safetensors``.
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class PixelDiffusionPrior:
 
 def load_pixel_prior(name: str = "pixel_ddpm") -> PixelDiffusionPrior:
     """The shipped pixel prior, sha256-checked (config/checkpoints.yaml)."""
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     ck = checkpoint(name)
     return PixelDiffusionPrior(load_unet(ROOT / ck["path"], ck["sha256"]), weights_sha256=ck["sha256"])
 
@@ -99,7 +99,7 @@ def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float =
           init: str | None = None, bf16: bool = False, **arch):
     """``init``: continue from saved weights (the EMA of an earlier run, its architecture) instead of a
     fresh UNet of ``CONFIG`` with ``arch`` overrides (``layers_per_block``, ``block_out_channels``)."""
-    from datasets import digits
+    from ipbench.datasets import digits
     from .training import train_epsilon
     torch.manual_seed(seed)
     x, _ = digits("train", 32)

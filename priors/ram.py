@@ -6,7 +6,7 @@ inputs, as RAM sees the stacked physics [A; sqrt(abar_t) I] with the measurement
 
 with A^dagger the truncated pseudo-inverse (the decoded image for JPEG, the observed pixels for inpainting).
 R_psi is a small diffusers UNet2DModel with the time embedding of t, trained by MSE on x_0 over the tasks
-in turn, t ~ U{0..T-1} per image (``python -m priors.ram``). UD2M calls it once per sampler step (NFE
+in turn, t ~ U{0..T-1} per image (``python -m ipbench.priors.ram``). UD2M calls it once per sampler step (NFE
 9 + 3 = 12 for K = N = 3) and fine-tunes it jointly with its adapter at 0.1 x the lr.
 
 RAM itself (deepinv's ``RAM``: a DRUNet with Krylov blocks conditioned on A and A^T) is the ``paper``
@@ -91,7 +91,7 @@ class PhysicsRAMWarmStart:
     def __call__(self, x_t, t, y, op) -> torch.Tensor:
         from deepinv.utils import TensorList
 
-        from physics.deepinv_physics import ud2m_stack
+        from ipbench.physics.deepinv_physics import ud2m_stack
         abar_t = self.abar.to(x_t.device)[torch.as_tensor(t, device=x_t.device)].to(x_t.dtype)
         stack, measurements = ud2m_stack(op, x_t, abar_t, sigma_floor=self.net.sigma_threshold)
         ys = measurements(y)
@@ -114,7 +114,7 @@ def load_ram(name: str, counter=None) -> RAMWarmStart | PhysicsRAMWarmStart:
     RAM, fetched in the ``paper`` profile), a shipped one, or the copy that a UD2M+RAM adapter fine-tuned
     (its tensors named ``ram.*``)."""
     from safetensors.torch import load_file
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     from .store import verify_sha256
     ck = checkpoint(name)
     if "files" in ck:
@@ -177,7 +177,7 @@ def train(tasks=TASKS, *, steps: int, batch_size: int = 32, lr: float = 1e-3, em
 @torch.no_grad()
 def validation(ram: RAMWarmStart, val: dict, seed: int = 0, times=(999, 111)) -> dict:
     """{task: {'pinv': PSNR of A^dagger y, 't999': PSNR of f_psi at t = 999, ...}} on the validation digits."""
-    from metrics import psnr
+    from ipbench.metrics import psnr
     from .schedules import alpha_bar
     abar = alpha_bar("linear", 1000).float()
     out = {}
@@ -209,7 +209,7 @@ def main(argv=None):
                            seed=args.seed)
     card["validation_psnr"] = validation(RAMWarmStart(ema), val, args.seed)
     card["n_val"] = len(next(iter(val.values()))[1])
-    card["command"] = "python -m priors.ram " + " ".join(sys.argv[1:] if argv is None else argv)
+    card["command"] = "python -m ipbench.priors.ram " + " ".join(sys.argv[1:] if argv is None else argv)
     save_weights(ema, args.out, metadata={"card": json.dumps(card)})
     Path(args.out).with_suffix(".md").write_text(model_card(card))
     print(json.dumps(card, indent=1))
@@ -242,7 +242,7 @@ def model_card(card: dict) -> str:
 
 def rewrite_card(path: str) -> None:
     """Regenerate the Markdown card beside the RAM weights from the training card in their metadata."""
-    from priors.install import rewrite_card as rewrite
+    from ipbench.priors.install import rewrite_card as rewrite
     rewrite(path, model_card)
 
 

@@ -7,7 +7,7 @@ checkpoint behind each kind, so a solver never knows its profile.
 """
 from __future__ import annotations
 
-from suite.config import checkpoint
+from ipbench.suite.config import checkpoint
 
 KINDS = ("pixel", "latent", "consistency", "bridge")
 # ``priors.image_text`` (optional) names the image-text model attached to the latent priors
@@ -41,6 +41,8 @@ def train_spec_of(command: str) -> tuple[str, dict]:
     if words[1:2] != ["-m"] or len(words) < 3:
         raise ValueError(f"not a 'python -m MODULE ...' training command: {command!r}")
     module, words, args = words[2], words[3:], {}
+    if not module.startswith("ipbench."):     # cards written before the suite's package name
+        module = f"ipbench.{module}"
     while words:
         if not words[0].startswith("--"):
             raise ValueError(f"unexpected {words[0]!r} in the training command {command!r}")
@@ -95,8 +97,8 @@ def load_image_text(name: str):
 
 
 def _load(name: str):
-    from suite.config import trained_by
-    pixel_ddpms = trained_by("priors.pixel_ddpm")
+    from ipbench.suite.config import trained_by
+    pixel_ddpms = trained_by("ipbench.priors.pixel_ddpm")
     if name in pixel_ddpms:
         from .pixel_ddpm import load_pixel_prior
         return load_pixel_prior(name)

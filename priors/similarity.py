@@ -3,7 +3,7 @@
 A small CNN maps a digit to a unit vector in the 384-d space of the frozen MiniLM sentence
 embeddings, trained contrastively (CLIP's loss over the ten captions, temperature 0.07) so that
 ``similarity(images, prompts)`` = cosine between image and caption embeddings.
-Train: ``python -m priors.similarity --out priors/weights/similarity.safetensors``.
+Train: ``python -m ipbench.priors.similarity --out priors/weights/similarity.safetensors``.
 """
 from __future__ import annotations
 
@@ -42,15 +42,15 @@ def similarity(encoder: DigitImageEncoder, images: torch.Tensor, text_embeddings
 
 def load_similarity(name: str = "similarity") -> DigitImageEncoder:
     """The shipped digit-text similarity network (sha256-checked)."""
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     from .store import load_weights
     ck = checkpoint(name)
     return load_weights(DigitImageEncoder(), ROOT / ck["path"], ck["sha256"]).eval()
 
 
 def train(epochs: int = 20, batch_size: int = 64, lr: float = 1e-3, temperature: float = 0.07, seed: int = 0):
-    from datasets import digits
-    from datasets.embedded import caption
+    from ipbench.datasets import digits
+    from ipbench.datasets.embedded import caption
     from .text import TextEncoder
     from .train_digit_net import augment
     torch.manual_seed(seed)
@@ -81,7 +81,7 @@ def caption_accuracy(enc: DigitImageEncoder, captions: torch.Tensor, x: torch.Te
 
 
 def main(argv=None):
-    from datasets import digits
+    from ipbench.datasets import digits
     from .store import save_weights
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True)

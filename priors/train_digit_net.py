@@ -1,4 +1,4 @@
-"""Train the digit network on the 4,000 training digits (seeded; ``python -m priors.train_digit_net``)."""
+"""Train the digit network on the 4,000 training digits (seeded; ``python -m ipbench.priors.train_digit_net``)."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from datasets import digits
+from ipbench.datasets import digits
 from .digit_net import DigitNet
 from .store import save_weights
 

@@ -87,9 +87,9 @@ def task_parser(doc: str, steps: int, lr: float):
 def task_data(task: str, every: int = 20):
     """(operator, training digits, validation digits, task spec) of an embedded task: the train split,
     every ``every``-th digit of it (class-sorted, so class-balanced) held out for validation."""
-    import physics
-    from datasets import digits
-    from suite.config import degrade_spec, select
+    from ipbench import physics
+    from ipbench.datasets import digits
+    from ipbench.suite.config import degrade_spec, select
     spec = degrade_spec(select({"profile": "embedded"}), task)["task_spec"]
     x, _ = digits("train", spec["image_size"])
     return (physics.build_operator(spec["operator"], x.shape[1:], spec["sigma_y"]), *holdout(x, every), spec)

@@ -12,7 +12,7 @@ BCE-with-logits, which bounds the adversarial term: ``--d-output sigmoid``), B =
 receive no gradient in the official code). Training digits: the embedded train split less every 20th
 digit, which is the validation set (200 digits, class-balanced) on which the card reports PSNR.
 
-    python -m priors.ud2m_distill --task sr4_mnist --K 3 --steps 2000 --out results/retrain/ud2m_sr4_mnist_k3.safetensors
+    python -m ipbench.priors.ud2m_distill --task sr4_mnist --K 3 --steps 2000 --out results/retrain/ud2m_sr4_mnist_k3.safetensors
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
         raise ValueError(f"d_output must be 'logit' or 'sigmoid', got {d_output!r}")
     bce = lambda logit, target: F.binary_cross_entropy_with_logits(
         logit if d_output == "logit" else torch.sigmoid(logit), torch.full_like(logit, float(target)))
-    from methods.ud2m import f_psi, official_warm_start, unfolded_modules
+    from ipbench.methods.ud2m import f_psi, official_warm_start, unfolded_modules
     warm_start = official_warm_start(op) if warm_start == "official" else warm_start     # the card names the form
     from .lora import add_lora, lora_state
     torch.manual_seed(seed)
@@ -149,8 +149,8 @@ def _tail(values: list, n: int = 100) -> float:
 @torch.no_grad()
 def validation_psnr(prior, op, x_val: torch.Tensor, K: int, N: int, lam: float, warm_start: str, seed: int = 0) -> float:
     """Mean PSNR of one UD2M sample per validation digit (the official code selects checkpoints on it)."""
-    from methods import ud2m
-    from metrics import psnr
+    from ipbench.methods import ud2m
+    from ipbench.metrics import psnr
     g = torch.Generator().manual_seed(seed + 1)
     y = op.measure(x_val, g)
     x_hat = ud2m.solve(y, op, prior, generator=g, K=K, N=N, lam=lam, warm_start=warm_start)
@@ -158,12 +158,12 @@ def validation_psnr(prior, op, x_val: torch.Tensor, K: int, N: int, lam: float, 
 
 
 def main(argv=None):
-    from metrics.features import feature_space
-    from suite.config import ROOT, checkpoint
+    from ipbench.metrics.features import feature_space
+    from ipbench.suite.config import ROOT, checkpoint
     from .pixel_ddpm import load_pixel_prior
     from .store import save_tensors
     from .training import task_data, task_parser
-    from methods.ud2m import WARM_STARTS
+    from ipbench.methods.ud2m import WARM_STARTS
     ap = task_parser(__doc__, steps=2000, lr=1e-4)
     ap.add_argument("--K", type=int, default=3)
     ap.add_argument("--warm-start", default="official", choices=list(WARM_STARTS),
@@ -191,7 +191,7 @@ def main(argv=None):
                 n_train=len(x_train), n_val=len(x_val), val_psnr_untrained_N3=round(before, 3),
                 val_psnr_N3=round(validation_psnr(prior, op, x_val, args.K, 3, card["lam"], args.warm_start,
                                                   args.seed), 3))
-    card["command"] = "python -m priors.ud2m_distill " + " ".join(sys.argv[1:] if argv is None else argv)
+    card["command"] = "python -m ipbench.priors.ud2m_distill " + " ".join(sys.argv[1:] if argv is None else argv)
     save_tensors(tensors, args.out, metadata={"card": json.dumps(card)})
     Path(args.out).with_suffix(".md").write_text(model_card(card))
     print(json.dumps(card, indent=1))
@@ -236,7 +236,7 @@ def ram_text(card: dict) -> str:
 
 def rewrite_card(path: str) -> None:
     """Regenerate the Markdown card beside an adapter file from the training card in its metadata."""
-    from priors.install import rewrite_card as rewrite
+    from ipbench.priors.install import rewrite_card as rewrite
     rewrite(path, model_card)
 
 

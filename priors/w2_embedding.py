@@ -3,7 +3,7 @@
 The metric embeds a digit by the encoder mean mu_z of its 28 x 28 centre crop (32 x 32 digits lose
 their zero padding; an 8 x 8 measurement is zero-padded to 28 x 28, as the official code's
 ``CenterCrop(28)``), after min-max normalisation of the batch to [0, 1].
-Train: ``python -m priors.w2_embedding --out priors/weights/w2_embedding.safetensors``.
+Train: ``python -m ipbench.priors.w2_embedding --out priors/weights/w2_embedding.safetensors``.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class VAEfc(nn.Module):
 
 
 def train(epochs: int = 60, batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, seed: int = 0):
-    from datasets import digits
+    from ipbench.datasets import digits
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     x, _ = digits("train", 32)
@@ -84,7 +84,7 @@ def reconstruction_accuracy(model: VAEfc, classifier, x: torch.Tensor, labels: t
 
 
 def main(argv=None):
-    from datasets import digits
+    from ipbench.datasets import digits
     from .digit_net import DigitNet
     from .store import load_weights, save_weights
     ap = argparse.ArgumentParser(description=__doc__)
@@ -94,7 +94,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     model, card = train(args.epochs, seed=args.seed)
     x, labels = digits("test", 32)
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     ck = checkpoint("digit_net")
     classifier = load_weights(DigitNet(), ROOT / ck["path"], ck["sha256"])
     card["reconstruction_accuracy"] = reconstruction_accuracy(model, classifier, x, labels)

@@ -1,7 +1,7 @@
 """Why 8-step LATINO trails the 1,000-step latent peers on ``sr16`` (embedded profile): the numbers
 behind note (2) of the LATINO-PRO table. Nothing in the tables or the configs is set from them.
 
-    python -m report.sr16_diagnosis [--n 100]
+    python -m ipbench.report.sr16_diagnosis [--n 100]
 
 On the first n test digits of the task: PSNR of A^dagger y; LATINO's chain step by step (PSNR of the
 decoded consistency output u and of the prox output, and the residual |A u - y| against the noise
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from methods import latino
-from methods.latino import STEPS, initial_estimate, latino_pass, step_rule
-from metrics import psnr
-from priors.diffusion import tweedie
+from ipbench.methods import latino
+from ipbench.methods.latino import STEPS, initial_estimate, latino_pass, step_rule
+from ipbench.metrics import psnr
+from ipbench.priors.diffusion import tweedie
 
 SCHEDULES = {"8 steps": STEPS[8], "16 steps": [999 - round(k * 62.5) for k in range(16)],
              "32 steps": [999 - round(k * 31.25) for k in range(32)],
@@ -72,11 +72,11 @@ def diagnose(x, y, op, prior, teacher, generators, delta: float, prompt: str = l
 
 
 def main(argv=None):
-    import physics
-    from priors.registry import load_prior
-    from suite import io
-    from suite.config import ROOT, select
-    from suite.seeding import generators
+    from ipbench import physics
+    from ipbench.priors.registry import load_prior
+    from ipbench.suite import io
+    from ipbench.suite.config import ROOT, select
+    from ipbench.suite.seeding import generators
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100, help="test digits (the first n of the task)")
     args = ap.parse_args(argv)

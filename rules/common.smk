@@ -1,10 +1,15 @@
 # Config resolution and validation (config/schema.yaml), names, and the job specs of each stage.
+import importlib.util
 import json
+import shlex
 import sys
 
-sys.path.insert(0, workflow.basedir)
+_launch = importlib.util.spec_from_file_location("ipbench_launch", f"{workflow.basedir}/rules/launch.py")
+_launch_module = importlib.util.module_from_spec(_launch)
+_launch.loader.exec_module(_launch_module)
+_launch_module.bind()          # ipbench is this checkout's code, here and in every job (rules/launch.py)
 
-from suite import config as suite_config
+from ipbench.suite import config as suite_config
 
 _resolved = suite_config.select(dict(config))
 config.clear()
@@ -15,7 +20,9 @@ TASKS = list(config["tasks"])
 SOLVERS = list(config["solvers"])
 TABLES = list(config["tables"])
 BENCHES = list(config.get("benches", {}))
-PY = sys.executable
+# a job's command: this checkout's module, with the checkout's folders kept off sys.path (-P)
+RUN = " ".join(map(shlex.quote, [sys.executable, "-P", f"{workflow.basedir}/rules/launch.py"]))
+SUITE = f"{RUN} ipbench.suite"
 
 
 wildcard_constraints:

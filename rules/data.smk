@@ -1,5 +1,5 @@
 # Test data and measurements: y = A(x) + sigma_y n for the test images of a task, seeded per image.
-from datasets.fetch import local_name
+from ipbench.datasets.fetch import local_name
 
 LOCK = f"{workflow.basedir}/config/checksums.lock"
 
@@ -24,7 +24,7 @@ rule fetch_dataset:
         runtime=240,
         mem_mb=2000,
     shell:
-        "{PY} -m suite --threads {threads} fetch --key {wildcards.key} --resource {params.resource:q} "
+        "{SUITE} --threads {threads} fetch --key {wildcards.key} --resource {params.resource:q} "
         "--dest resources/datasets --lock {LOCK} 2> {log}"
 
 
@@ -42,4 +42,4 @@ rule degrade:
         runtime=10,
         mem_mb=4000,
     shell:
-        "{PY} -m suite --threads {threads} degrade --spec {params.spec:q} --out {output} {params.dataset} 2> {log}"
+        "{SUITE} --threads {threads} degrade --spec {params.spec:q} --out {output} {params.dataset} 2> {log}"

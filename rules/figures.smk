@@ -1,6 +1,6 @@
 # Figures (target `figures`): samples of every shipped generative prior with its quality gate, a
 # restoration grid per task, and LATINO-PRO's prompt calibration.
-GATED = suite_config.trained_by("priors.pixel_ddpm") + [k for k in ("latent_dm", "lcm") if k in CHECKPOINTS]
+GATED = suite_config.trained_by("ipbench.priors.pixel_ddpm") + [k for k in ("latent_dm", "lcm") if k in CHECKPOINTS]
 FIGURE_TASKS = suite_config.figure_tasks(config)
 CALIBRATION_TASKS = suite_config.calibration_tasks(config)
 
@@ -25,7 +25,7 @@ rule restoration_figure:
     params:
         spec=lambda wc: spec(suite_config.restoration_spec, wc.task),
     shell:
-        "{PY} -m suite --threads {threads} figure restoration --spec {params.spec:q} --degraded {input.degraded} --out {output} "
+        "{SUITE} --threads {threads} figure restoration --spec {params.spec:q} --degraded {input.degraded} --out {output} "
         "--samples {input.samples} 2> {log}"
 
 
@@ -41,7 +41,7 @@ rule calibration_figure:
         spec=lambda wc: spec(suite_config.calibration_spec, wc.task),
     threads: workflow.cores
     shell:
-        "{PY} -m suite --threads {threads} figure calibration --spec {params.spec:q} --degraded {input.degraded} --out {output} 2> {log}"
+        "{SUITE} --threads {threads} figure calibration --spec {params.spec:q} --degraded {input.degraded} --out {output} 2> {log}"
 
 
 rule prior_gate:
@@ -58,4 +58,4 @@ rule prior_gate:
         runtime=60,
         mem_mb=8000,
     shell:
-        "{PY} -m priors.gates {wildcards.prior} --figure {output.figure} > {output.gate} 2> {log}"
+        "{RUN} ipbench.priors.gates {wildcards.prior} --figure {output.figure} > {output.gate} 2> {log}"

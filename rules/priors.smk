@@ -3,7 +3,7 @@
 # results/retrain/; compare it, then copy it over the shipped one and update its sha256.
 import yaml
 
-from priors.registry import prior_files, train_cli_args
+from ipbench.priors.registry import prior_files, train_cli_args
 
 CHECKPOINTS = yaml.safe_load(open(f"{workflow.basedir}/config/checkpoints.yaml"))
 TRAINABLE = [k for k, v in CHECKPOINTS.items() if "train" in v]
@@ -30,4 +30,4 @@ rule train_network:
         runtime=120,
         mem_mb=8000,
     shell:
-        "{PY} -m {params.module} --out {output} {params.args} 2> {log}"
+        "{RUN} {params.module} --out {output} {params.args} 2> {log}"

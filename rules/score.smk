@@ -18,7 +18,7 @@ rule score:
         runtime=20,
         mem_mb=8000,
     shell:
-        "{PY} -m suite --threads {threads} score --spec {params.spec:q} --degraded {input.degraded} "
+        "{SUITE} --threads {threads} score --spec {params.spec:q} --degraded {input.degraded} "
         "--samples {input.samples} --meta {input.meta} --out {output} 2> {log}"
 
 

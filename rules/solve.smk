@@ -19,5 +19,5 @@ rule solve:
         runtime=60,
         mem_mb=8000,
     shell:
-        "{PY} -m suite --threads {threads} solve --spec {params.spec:q} --degraded {input.degraded} "
+        "{SUITE} --threads {threads} solve --spec {params.spec:q} --degraded {input.degraded} "
         "--samples {output.samples} --meta {output.meta} 2> {log}"

@@ -16,7 +16,7 @@ rule table:
         runtime=5,
         mem_mb=2000,
     shell:
-        "{PY} -m suite --threads {threads} table --spec {params.spec:q} --paper-numbers {input.paper} "
+        "{SUITE} --threads {threads} table --spec {params.spec:q} --paper-numbers {input.paper} "
         "--out {output} {input.records} 2> {log}"
 
 
@@ -33,7 +33,7 @@ rule bench:
         runtime=5,
         mem_mb=2000,
     shell:
-        "{PY} -m suite --threads {threads} bench --spec {params.spec:q} --out {output} {input.records} 2> {log}"
+        "{SUITE} --threads {threads} bench --spec {params.spec:q} --out {output} {input.records} 2> {log}"
 
 
 def unknown_table_name(wildcards):
@@ -72,5 +72,5 @@ rule calibration_report:
         runtime=5,
         mem_mb=2000,
     shell:
-        "{PY} -m suite --threads {threads} calibration --spec {params.spec:q} --out {output} "
+        "{SUITE} --threads {threads} calibration --spec {params.spec:q} --out {output} "
         "--degraded {input.degraded} --records {input.records} --samples {input.samples} 2> {log}"

@@ -15,7 +15,7 @@ rule w2_degrade:
     params:
         spec=lambda wc: spec(suite_config.w2_degrade_spec, wc.grid),
     shell:
-        "{PY} -m suite degrade --spec {params.spec:q} --out {output} 2> {log}"
+        "{SUITE} degrade --spec {params.spec:q} --out {output} 2> {log}"
 
 
 rule w2_cell:
@@ -33,7 +33,7 @@ rule w2_cell:
         runtime=120,
         mem_mb=8000,
     shell:
-        "{PY} -m suite --threads {threads} w2cell --spec {params.spec:q} --degraded {input.degraded} "
+        "{SUITE} --threads {threads} w2cell --spec {params.spec:q} --degraded {input.degraded} "
         "--out {output} 2> {log}"
 
 
@@ -49,7 +49,7 @@ rule w2_table:
     params:
         spec=lambda wc: spec(suite_config.w2_table_spec, wc.grid),
     shell:
-        "{PY} -m suite w2table --spec {params.spec:q} --paper-numbers {input.paper} --out {output} "
+        "{SUITE} w2table --spec {params.spec:q} --paper-numbers {input.paper} --out {output} "
         "{input.cells} 2> {log}"
 
 
@@ -71,4 +71,4 @@ rule posterior_figure:
     params:
         spec=lambda wc: spec(suite_config.w2_figure_spec, wc.grid),
     shell:
-        "{PY} -m suite figure posterior --spec {params.spec:q} --degraded {input.degraded} --out {output} 2> {log}"
+        "{SUITE} figure posterior --spec {params.spec:q} --degraded {input.degraded} --out {output} 2> {log}"

@@ -1,4 +1,4 @@
-"""Command line of the stages: ``python -m suite {degrade,solve,score,table,check} ...``.
+"""Command line of the stages: ``python -m ipbench {degrade,solve,score,table,check} ...``.
 
 The Snakemake rules call these with the job's spec as JSON; they are usable by hand too.
 """
@@ -11,7 +11,7 @@ import sys
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m suite", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m ipbench", description=__doc__)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (Snakemake passes the job's)")
     sub = ap.add_subparsers(dest="stage", required=True)
     p = sub.add_parser("fetch", help="download (or find) and verify a dataset or checkpoint file")
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     spec = json.loads(args.spec) if hasattr(args, "spec") else None
     try:
         if args.stage == "fetch":
-            from datasets.fetch import Lock, fetch
+            from ipbench.datasets.fetch import Lock, fetch
             print(fetch(args.key, json.loads(args.resource), args.dest, Lock(args.lock)))
         elif args.stage == "degrade":
             stages.degrade(spec, args.out, args.dataset_file)
@@ -127,5 +127,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``ipbench`` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from suite.registry import SOLVERS, prior_kind, solve_keywords
+from ipbench.suite.registry import SOLVERS, prior_kind, solve_keywords
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -235,7 +235,7 @@ def prior_name(cfg: dict, kind: str, task: str) -> str:
 def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
     """Shipped weight files behind a solver's prior (and, given the task, its adapter: UD2M's distillation):
     inputs of its solve jobs (retraining reruns them)."""
-    from priors.registry import prior_files as files
+    from ipbench.priors.registry import prior_files as files
     kind = prior_kind(module_name(cfg, solver))
     if not kind:
         return []
@@ -366,7 +366,7 @@ def w2_table_spec(cfg: dict, name: str) -> dict:
 
 def w2_files(cfg: dict, name: str, K) -> list[str]:
     """Weights behind one K of a grid: the pixel prior, its adapter, the W2 embedding."""
-    from priors.registry import prior_files as files
+    from ipbench.priors.registry import prior_files as files
     spec = w2_cell_spec(cfg, name, K)
     names = [cfg["priors"]["pixel"], "w2_embedding"] + ([spec["adapter"]] if spec["adapter"] else [])
     return [f for n in names for f in files(n)]

@@ -22,20 +22,20 @@ class Solver(NamedTuple):
 
 
 SOLVERS = {
-    "pinv": Solver("baselines.pinv", None),
-    "admm_tv": Solver("baselines.admm_tv", None),
-    "ddrm": Solver("baselines.ddrm", "pixel"),
-    "diffpir": Solver("baselines.diffpir", "pixel"),
-    "dps": Solver("baselines.dps", "pixel"),
-    "i2sb": Solver("baselines.i2sb", "bridge"),
-    "cddb": Solver("baselines.cddb", "bridge"),
-    "ldps": Solver("baselines.ldps", "latent"),
-    "psld": Solver("baselines.psld", "latent"),
-    "p2l": Solver("baselines.p2l", "latent"),
-    "treg": Solver("baselines.treg", "latent"),
-    "latino": Solver("methods.latino", "consistency"),
-    "latino_pro": Solver("methods.latino_pro", "consistency"),
-    "ud2m": Solver("methods.ud2m", "pixel"),
+    "pinv": Solver("ipbench.baselines.pinv", None),
+    "admm_tv": Solver("ipbench.baselines.admm_tv", None),
+    "ddrm": Solver("ipbench.baselines.ddrm", "pixel"),
+    "diffpir": Solver("ipbench.baselines.diffpir", "pixel"),
+    "dps": Solver("ipbench.baselines.dps", "pixel"),
+    "i2sb": Solver("ipbench.baselines.i2sb", "bridge"),
+    "cddb": Solver("ipbench.baselines.cddb", "bridge"),
+    "ldps": Solver("ipbench.baselines.ldps", "latent"),
+    "psld": Solver("ipbench.baselines.psld", "latent"),
+    "p2l": Solver("ipbench.baselines.p2l", "latent"),
+    "treg": Solver("ipbench.baselines.treg", "latent"),
+    "latino": Solver("ipbench.methods.latino", "consistency"),
+    "latino_pro": Solver("ipbench.methods.latino_pro", "consistency"),
+    "ud2m": Solver("ipbench.methods.ud2m", "pixel"),
 }
 
 # arguments every solve takes from the stage, never from the config

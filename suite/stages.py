@@ -11,12 +11,12 @@ from datetime import datetime, timezone
 import numpy as np
 import torch
 
-import physics
-from datasets import caption, digits
-from metrics import fid, kid, psnr, ssim
-from metrics.accounting import git_revision, stopwatch
-from metrics.features import feature_space
-from report.records import SCHEMA_ID, validate_record
+from ipbench import physics
+from ipbench.datasets import caption, digits
+from ipbench.metrics import fid, kid, psnr, ssim
+from ipbench.metrics.accounting import git_revision, stopwatch
+from ipbench.metrics.features import feature_space
+from ipbench.report.records import SCHEMA_ID, validate_record
 from . import io
 from .config import ROOT
 from .registry import prior_kind, solver_module
@@ -28,7 +28,7 @@ log = logging.getLogger("suite")
 def _load_truth(spec: dict, dataset_file: str | None) -> tuple[torch.Tensor, torch.Tensor]:
     if spec["data"]["kind"] == "embedded_digits":
         return digits("test", spec["task_spec"]["image_size"], spec["n_images"])
-    from datasets.paper import load_images
+    from ipbench.datasets.paper import load_images
     if dataset_file is None:
         raise FileNotFoundError(f"task {spec['task']!r} reads a paper dataset: pass its verified file")
     x = load_images(spec["dataset"], dataset_file, spec["n_images"])
@@ -72,7 +72,7 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     kind = prior_kind(spec.get("module", solver))
     prior, load_s = None, 0.0
     if kind:
-        from priors.registry import load_prior
+        from ipbench.priors.registry import load_prior
         with stopwatch(device) as loading:
             prior = load_prior(kind, spec.get("priors", {})).to(device)
         load_s = loading["wall_time_s"]
@@ -96,7 +96,7 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
             "autoencoder_calls_per_image": getattr(prior, "ae_calls", 0) / len(index), "prior_load_s": load_s,
             "seeds": [seed_for(spec["profile"], name, solver, i) for i in index]}
     if prior is not None:       # the network calls alone: the cost no loop can avoid (priors/calls.py)
-        from priors.calls import bare_seconds
+        from ipbench.priors.calls import bare_seconds
         meta["network_calls"] = {k: int(v) for k, v in prior.calls.summary().items()}
         meta["bare_network_s"] = bare_seconds(prior.calls, device)
     log.info("%s on %s: %d images in %.1f s (%.1f s more timing bare calls)", solver, name, len(index), wall_s,
@@ -152,7 +152,7 @@ def score(spec: dict, degraded: str, samples: str, meta: str, out_record: str) -
 
 def table(spec: dict, records: list[str], paper_numbers: str, out: str) -> None:
     """Render ``results/table_<name>.md`` from run records."""
-    from report.tables import load_paper_numbers, render_table
+    from ipbench.report.tables import load_paper_numbers, render_table
     recs = [validate_record(io.read_json(r)) for r in records]
     io.write_text(out, render_table(spec, recs, load_paper_numbers(paper_numbers)))
     log.info("wrote %s from %d run records", out, len(recs))
@@ -160,14 +160,14 @@ def table(spec: dict, records: list[str], paper_numbers: str, out: str) -> None:
 
 def bench(spec: dict, records: list[str], out: str) -> None:
     """Render ``results/bench_<name>.md`` from the run records of a table."""
-    from report.bench import render_bench
+    from ipbench.report.bench import render_bench
     recs = [validate_record(io.read_json(r)) for r in records]
     io.write_text(out, render_bench(spec["title"], recs))
 
 
 def restoration_figure(spec: dict, degraded: str, samples: list[str], out: str) -> None:
     """Truth, measurement and every solver's estimate for the first images all solvers ran on (at most 6)."""
-    from report.figures import restoration_grid
+    from ipbench.report.figures import restoration_grid
     data = io.read_tensors(degraded)
     estimates = {label: io.read_tensors(path)["x_hat"] for label, path in zip(spec["labels"], samples)}
     n = min(min(len(e) for e in estimates.values()), 6)
@@ -177,9 +177,9 @@ def restoration_figure(spec: dict, degraded: str, samples: list[str], out: str) 
 def calibration_report(spec: dict, degraded: list[str], records: list[str], samples: list[str], out: str) -> None:
     """``results/calibration_latino_pro.md``: what the calibrated prompts are and what they restore
     (``report/calibration.py``); ``degraded``, ``records`` and ``samples`` follow ``spec['pairs']``."""
-    from methods.latino import GENERIC_PROMPT
-    from priors.registry import load_prior
-    from report.calibration import prompt_rows, render
+    from ipbench.methods.latino import GENERIC_PROMPT
+    from ipbench.priors.registry import load_prior
+    from ipbench.report.calibration import prompt_rows, render
     prior = load_prior("consistency", spec["priors"])
     captions = prior.embed([caption(k) for k in range(10)]).cpu().float()
     sections = {}
@@ -204,10 +204,10 @@ def calibration_report(spec: dict, degraded: list[str], records: list[str], samp
 def calibration_figure(spec: dict, degraded: str, out: str) -> None:
     """LATINO and LATINO-PRO on the first images of a task, and prior samples with the initial and the
     calibrated prompt (seeded from the solver seeds of those images)."""
-    from methods import latino, latino_pro
-    from priors.registry import load_prior
-    from priors.sampling import consistency_sample
-    from report.figures import measurement_image, prompt_calibration
+    from ipbench.methods import latino, latino_pro
+    from ipbench.priors.registry import load_prior
+    from ipbench.priors.sampling import consistency_sample
+    from ipbench.report.figures import measurement_image, prompt_calibration
     n = spec["n_images"]
     data = _first(io.read_tensors(degraded), n)
     lp, la = spec["latino_pro"], spec["latino"]

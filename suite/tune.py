@@ -1,6 +1,6 @@
 """Pick a solver's hyperparameter on *training* digits, never on the test images the tables score.
 
-``python -m suite tune --profile embedded --task deblur_gaussian --solver latino --grid delta=0.1,0.3,1``
+``python -m ipbench tune --profile embedded --task deblur_gaussian --solver latino --grid delta=0.1,0.3,1``
 measures the first ``n`` training digits with the task's operator (noise seeded with role
 ``tune``), runs the solver once per grid value (the configured hyper otherwise; several ``--grid``
 options span their Cartesian product) and reports the mean PSNR; the result, with the chosen value,
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-import physics
-from datasets import digits
-from metrics import psnr
+from ipbench import physics
+from ipbench.datasets import digits
+from ipbench.metrics import psnr
 from . import io
 from .config import checkpoint, select, solve_spec
 from .registry import prior_kind, solver_module
@@ -55,7 +55,7 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     module = solver_module(spec["module"])
     kind, prior = prior_kind(spec["module"]), None
     if kind:
-        from priors.registry import load_prior
+        from ipbench.priors.registry import load_prior
         prior = load_prior(kind, spec["priors"])
     rows = []
     linked = lambda point: {k: f * point[keys[0]] for k, f in links.items()}      # links follow the first axis

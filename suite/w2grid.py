@@ -12,15 +12,15 @@ import time
 import numpy as np
 import torch
 
-import physics
-from metrics import conditional_w2, psnr
+from ipbench import physics
+from ipbench.metrics import conditional_w2, psnr
 from . import io
 from .seeding import generators
 
 
 def load_embedding():
-    from priors.store import load_weights
-    from priors.w2_embedding import VAEfc
+    from ipbench.priors.store import load_weights
+    from ipbench.priors.w2_embedding import VAEfc
     from .config import ROOT, checkpoint
     ck = checkpoint("w2_embedding")
     return load_weights(VAEfc(), ROOT / ck["path"], ck["sha256"])
@@ -34,8 +34,8 @@ def embed(net, x: torch.Tensor, batch: int = 500) -> np.ndarray:
 @torch.no_grad()
 def cells(spec: dict, degraded: str, out: str, chunk: int = 250) -> None:
     """All N of one K: conditional W2 (centred covariances, and the official uncentred moments), PSNR, NFE."""
-    from methods import ud2m
-    from priors.registry import load_prior
+    from ipbench.methods import ud2m
+    from ipbench.priors.registry import load_prior
     data = io.read_tensors(degraded)
     x, y, index = data["x"], data["y"], data["index"].tolist()
     op = physics.build_operator(spec["task_spec"]["operator"], x.shape[1:], spec["task_spec"]["sigma_y"])
@@ -106,9 +106,9 @@ def table(spec: dict, cell_files: list[str], paper_csv: str, out: str) -> None:
 def posterior_figure(spec: dict, degraded: str, out: str) -> None:
     """Posterior samples, their mean and standard deviation for the first test digits (``spec['figure']``:
     K, N, n_images, n_samples), with the grid's adapter for that K."""
-    from methods import ud2m
-    from priors.registry import load_prior
-    from report.figures import measurement_image, posterior_grid
+    from ipbench.methods import ud2m
+    from ipbench.priors.registry import load_prior
+    from ipbench.report.figures import measurement_image, posterior_grid
     fig = spec["figure"]
     data = io.read_tensors(degraded)
     n, S = fig["n_images"], fig["n_samples"]

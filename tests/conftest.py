@@ -44,7 +44,7 @@ class TinyImageTower(torch.nn.Module):
 @pytest.fixture(scope="session")
 def tiny_consistency_prior():
     """A tiny random latent consistency prior: 1 x 8 x 8 images <-> 4 x 4 x 4 latents."""
-    from priors.latent import ConsistencyPrior
+    from ipbench.priors.latent import ConsistencyPrior
     from diffusers import AutoencoderKL, UNet2DConditionModel
     torch.manual_seed(0)
     vae = AutoencoderKL(in_channels=1, out_channels=1, latent_channels=4, block_out_channels=(8, 8),

@@ -4,9 +4,9 @@ import types
 import pytest
 import torch
 
-import physics
-from baselines import cddb, i2sb
-from priors.bridge import BridgePrior, bridge_betas, bridge_sample, bridge_steps, degraded_image
+from ipbench import physics
+from ipbench.baselines import cddb, i2sb
+from ipbench.priors.bridge import BridgePrior, bridge_betas, bridge_sample, bridge_steps, degraded_image
 
 
 class OracleNet(torch.nn.Module):
@@ -62,7 +62,7 @@ def test_cddb_step_pulls_a_wrong_bridge_towards_the_measurement():
 
 
 def test_bridge_solvers_run_only_where_a_bridge_is_configured():
-    from suite import config as sc
+    from ipbench.suite import config as sc
     cfg = sc.select({"profile": "embedded"})
     cfg["priors"]["bridge"] = {"px_sr4": "i2sb_px_sr4"}
     assert sc.applies(cfg, "px_sr4", "pinv")
@@ -76,10 +76,10 @@ def test_bridge_solvers_run_only_where_a_bridge_is_configured():
 
 def test_bridge_training_fits_pairs_and_the_shipped_file_round_trips(tmp_path, monkeypatch):
     import json
-    from priors.bridge import train_bridge
-    from priors.bridge_training import bridge_setting, load_bridge
-    from priors.pixel_ddpm import CONFIG, build_unet
-    from priors.store import save_weights
+    from ipbench.priors.bridge import train_bridge
+    from ipbench.priors.bridge_training import bridge_setting, load_bridge
+    from ipbench.priors.pixel_ddpm import CONFIG, build_unet
+    from ipbench.priors.store import save_weights
     torch.manual_seed(0)
     small = dict(block_out_channels=(8, 8, 8), norm_num_groups=4, attention_head_dim=4)
     net = build_unet(sample_size=16, **small)
@@ -90,16 +90,16 @@ def test_bridge_training_fits_pairs_and_the_shipped_file_round_trips(tmp_path, m
     path = tmp_path / "i2sb_x.safetensors"
     config = {k: net.config[k] for k in CONFIG}            # the file names its architecture, as training saves it
     sha = save_weights(ema, path, metadata={"card": json.dumps(card), "config": json.dumps(config)})
-    monkeypatch.setattr("suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    monkeypatch.setattr("ipbench.suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
     loaded = load_bridge("i2sb_x")
     assert loaded.beta_max == 0.3 and not loaded.ot_ode
     xn = torch.randn(2, 1, 16, 16)
     with torch.no_grad():
         assert torch.allclose(loaded.eps(xn, 500), ema(xn, torch.tensor([500, 500])).sample, atol=1e-6)
     assert bridge_setting("gaussian_blur") == {"beta_max": 1.0, "ot_ode": True}
-    from priors.bridge_training import model_card, rewrite_card
+    from ipbench.priors.bridge_training import model_card, rewrite_card
     card.update(task="px_sr4", init="pixel_ddpm", init_sha256="ab" * 32, n_train=16, n_val=4, val_psnr_nfe100=21.5,
-                command="python -m priors.bridge_training --task px_sr4")
+                command="python -m ipbench.priors.bridge_training --task px_sr4")
     save_weights(ema, path, metadata={"card": json.dumps(card)})
     rewrite_card(str(path))                                  # the shipped card is rebuilt from the file's metadata
     text = path.with_suffix(".md").read_text()

@@ -5,9 +5,9 @@ import time
 import pytest
 import torch
 
-import physics
-from methods import latino
-from priors.calls import CallLog, bare_seconds
+from ipbench import physics
+from ipbench.methods import latino
+from ipbench.priors.calls import CallLog, bare_seconds
 
 
 def _sleeper(seconds, calls):

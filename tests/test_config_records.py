@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-import suite.config as sc
-from report.records import SCHEMA_ID, validate_record
-from report.tables import load_paper_numbers, published, render_table
-from suite.seeding import generators, seed_for
+import ipbench.suite.config as sc
+from ipbench.report.records import SCHEMA_ID, validate_record
+from ipbench.report.tables import load_paper_numbers, published, render_table
+from ipbench.suite.seeding import generators, seed_for
 
 
 @pytest.mark.parametrize("profile", ["embedded", "smoke", "paper"])
@@ -133,7 +133,7 @@ def test_wide_table_marks_solvers_that_do_not_run_on_a_task():
 
 
 def test_bench_divides_wall_time_by_bare_network_time():
-    from report.bench import render_bench
+    from ipbench.report.bench import render_bench
     rec = _record("sr16", "latino")
     rec["wall_time_s"] = 10.5
     rec["cost"] = {"autoencoder_calls_per_image": 16, "network_calls": {"denoiser": 8},
@@ -156,14 +156,14 @@ def test_solver_rows_can_share_a_module_and_use_fewer_images():
 
 
 def test_tune_grid_parsing():
-    from suite.tune import parse_grid
+    from ipbench.suite.tune import parse_grid
     assert parse_grid("delta=0.1,1,3") == ("delta", [0.1, 1.0, 3.0])
     with pytest.raises(ValueError, match="name=v1,v2"):
         parse_grid("delta")
 
 
 def test_tune_spans_the_product_of_several_grids(tmp_path):
-    from suite.tune import tune
+    from ipbench.suite.tune import tune
     out = tune("embedded", "px_sr4", "admm_tv", ["lam=1e-4,1e-3", "n_iter=2,3"], n=2, out_dir=str(tmp_path),
                links={"rho": 50})
     assert [(r["lam"], r["n_iter"]) for r in out["grid"]] == [(1e-4, 2), (1e-4, 3), (1e-3, 2), (1e-3, 3)]
@@ -178,8 +178,8 @@ def test_tune_spans_the_product_of_several_grids(tmp_path):
 def test_tuning_records_the_prior_it_was_made_with(tmp_path):
     """A hyperparameter chosen with a network prior names that prior (checkpoint and sha256): a choice made
     with one pixel DDPM is not silently carried to another."""
-    from suite.config import checkpoint, select
-    from suite.tune import tune
+    from ipbench.suite.config import checkpoint, select
+    from ipbench.suite.tune import tune
     out = tune("embedded", "px_sr4", "ddrm", ["eta=0.85"], n=1, out_dir=str(tmp_path))
     name = select({"profile": "embedded"})["priors"]["pixel"]
     assert out["prior"] == {"checkpoint": name, "sha256": checkpoint(name)["sha256"]}
@@ -188,8 +188,8 @@ def test_tuning_records_the_prior_it_was_made_with(tmp_path):
 def test_committed_pixel_tunings_were_made_with_the_profiles_pixel_prior():
     """Every committed choice for a solver on the pixel DDPM (config/tuning/) names the DDPM the embedded
     profile runs, by checkpoint and sha256: changing the prior means tuning again."""
-    from suite.config import CONFIG_DIR, checkpoint, select, solve_spec
-    from suite.registry import prior_kind
+    from ipbench.suite.config import CONFIG_DIR, checkpoint, select, solve_spec
+    from ipbench.suite.registry import prior_kind
     cfg = select({"profile": "embedded"})
     pixel = cfg["priors"]["pixel"]
     checked = 0

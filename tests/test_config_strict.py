@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import suite.config as sc
-from suite.registry import SOLVERS, STAGE_ARGUMENTS, solve_keywords, solver_module
+import ipbench.suite.config as sc
+from ipbench.suite.registry import SOLVERS, STAGE_ARGUMENTS, solve_keywords, solver_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,7 @@ def test_keywords_read_from_the_source_match_the_signature(name):
 
 
 def test_the_schema_lists_the_operators_the_builder_has():
-    import physics
+    from ipbench import physics
     schema = yaml.safe_load((sc.CONFIG_DIR / "schema.yaml").read_text())
     names = schema["properties"]["tasks"]["additionalProperties"]["properties"]["operator"]["properties"]["name"]["enum"]
     assert sorted(names) == sorted(physics.OPERATORS)

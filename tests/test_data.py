@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-import datasets.embedded as embedded
-from datasets import caption, digits, split_indices
-from datasets.fetch import Lock, fetch, resource_url
-from datasets.paper import load_images
-from priors.store import ChecksumError
+import ipbench.datasets.embedded as embedded
+from ipbench.datasets import caption, digits, split_indices
+from ipbench.datasets.fetch import Lock, fetch, resource_url
+from ipbench.datasets.paper import load_images
+from ipbench.priors.store import ChecksumError
 
 
 def test_split_is_fixed_stratified_and_disjoint():

@@ -17,10 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import physics
-from baselines import cddb, ddrm, diffpir, dps, i2sb, psld
+from ipbench import physics
+from ipbench.baselines import cddb, ddrm, diffpir, dps, i2sb, psld
 from conftest import dense
-from methods import latino, latino_pro, ud2m
+from ipbench.methods import latino, latino_pro, ud2m
 
 D64 = torch.float64
 
@@ -259,7 +259,7 @@ def official_i2sb_schedule(beta_max: float):
 def test_i2sb_bridge_schedule_matches_official(beta_max):
     """The bridge std sigma_n, sigmabar_n and q(x_n | x_0, x_1)'s mu_x0, mu_x1, std_sb (``BridgePrior``)
     against I2SB's runner.py l.58-63, l.81-82 and diffusion.py l.17-36, l.51-64."""
-    from priors.bridge import BridgePrior
+    from ipbench.priors.bridge import BridgePrior
     std_fwd, std_bwd, mu_x0, mu_x1, std_sb = official_i2sb_schedule(beta_max)
     prior = BridgePrior(StubBridgeNet(), beta_max=beta_max)
     np.testing.assert_allclose(prior.sigma2.double().sqrt().numpy(), std_fwd, rtol=1e-6)
@@ -283,7 +283,7 @@ def official_space_indices(num_steps: int, count: int) -> list[int]:
 @pytest.mark.parametrize("nfe", [1, 2, 10, 20, 100, 999])
 def test_bridge_steps_match_official_space_indices(nfe):
     """I2SB / CDDB sampling grid: runner.py l.226-228 (steps = space_indices(1000, nfe + 1)), reversed."""
-    from priors.bridge import bridge_steps
+    from ipbench.priors.bridge import bridge_steps
     assert bridge_steps(1000, nfe) == official_space_indices(1000, nfe + 1)[::-1]
 
 
@@ -293,7 +293,7 @@ def test_bridge_step_matches_official_posterior_and_dds(solver, zeta):
     (runner.py l.108-112, --clip-denoise), the posterior p(x_n' | x_n, x0_hat) with noise (diffusion.py
     l.66-80) and, for CDDB, minus mu_x0 zeta grad_{x0_hat} |A x0_hat - y_pm|^2 (CDDB i2sb/diffusion.py
     l.293-314, dds_sampling)."""
-    from priors.bridge import BridgePrior
+    from ipbench.priors.bridge import BridgePrior
     op = blur(0.01)
     _, y = measured(op)
     net = StubBridgeNet()
@@ -409,7 +409,7 @@ def test_ldm_steps_are_diffusers_leading_timesteps_with_abar_one_index_lower(ste
     abar is read one index lower than diffusers reads it; the DDIM update itself is diffusers' ``step``
     on those abar (eta = 0 and eta > 0 with the same noise)."""
     from diffusers import DDIMScheduler
-    from priors.diffusion import ddim_step, ldm_steps
+    from ipbench.priors.diffusion import ddim_step, ldm_steps
     abar = sd_abar()
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                           set_alpha_to_one=False, steps_offset=1)
@@ -437,7 +437,7 @@ def test_psld_grid_matches_official_ldm_ddim_sampler():
     """PSLD's (and the PSLD repo's LDPS's) 1000-step grid: make_ddim_timesteps('uniform', 1000, 1000) =
     range(0, 1000) + 1; make_ddim_sampling_parameters subtracts 1 for the alphas (l.66-71), alphas_prev =
     [abar_0] + alphas[:-1]; the sampler runs index 999 .. 0 with ts = ddim_timesteps[index]."""
-    from priors.diffusion import ldm_steps
+    from ipbench.priors.diffusion import ldm_steps
     abar = sd_abar()
     ddim_t = np.arange(0, 1000) + 1
     alphas = abar[ddim_t - 1]
@@ -450,7 +450,7 @@ def test_psld_grid_matches_official_ldm_ddim_sampler():
 def test_treg_grid_matches_official():
     """TReg's 200-step grid as the official solver builds it."""
     from diffusers import DDIMScheduler
-    from priors.diffusion import ldm_steps
+    from ipbench.priors.diffusion import ldm_steps
     abar = sd_abar()
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
                           set_alpha_to_one=False, steps_offset=1)              # SD 1.5's scheduler_config.json
@@ -586,7 +586,7 @@ def test_consistency_boundary_scalings_match_diffusers_lcm():
     """c_skip, c_out of ``priors.latent.boundary_scalings`` against diffusers' LCMScheduler
     (sigma_data 0.5, timestep_scaling 10) at LATINO's timesteps and at 0."""
     from diffusers import LCMScheduler
-    from priors.latent import boundary_scalings
+    from ipbench.priors.latent import boundary_scalings
     lcm = LCMScheduler(beta_schedule="scaled_linear", timestep_scaling=10.0)
     for t in latino.STEPS[8] + [0]:
         c_skip, c_out = lcm.get_scalings_for_boundary_condition_discrete(torch.tensor(t))

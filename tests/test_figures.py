@@ -2,7 +2,7 @@
 import torch
 from PIL import Image
 
-from report.figures import measurement_image, prompt_calibration, restoration_grid
+from ipbench.report.figures import measurement_image, prompt_calibration, restoration_grid
 
 
 def test_restoration_grid_and_calibration_figure(tmp_path):

@@ -4,10 +4,10 @@ import inspect
 import numpy as np
 import torch
 
-import physics
-from baselines import p2l, treg
-from methods import latino
-from priors.calls import CallLog, bare_seconds
+from ipbench import physics
+from ipbench.baselines import p2l, treg
+from ipbench.methods import latino
+from ipbench.priors.calls import CallLog, bare_seconds
 from conftest import dense
 
 

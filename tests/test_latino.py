@@ -3,8 +3,8 @@ against the published NFE, the prox step, and the SAPG constraints."""
 import pytest
 import torch
 
-import physics
-from methods import latino, latino_pro
+from ipbench import physics
+from ipbench.methods import latino, latino_pro
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_latino_pro_nfe_and_prompt_constraints(prior):
 def test_sapg_gradient_matches_finite_differences(prior):
     """h(c): the gradient of the Gaussian transition log-likelihood through the denoiser."""
     import copy
-    from priors.diffusion import tweedie
+    from ipbench.priors.diffusion import tweedie
     prior = copy.copy(prior)
     prior.unet = copy.deepcopy(prior.unet).double()
     prior.abar = prior.abar.double()
@@ -98,8 +98,8 @@ def test_sr16_diagnosis_traces_latinos_own_chain(tiny_consistency_prior):
     """The diagnosis behind the LATINO-PRO table's note (2) runs LATINO's own chain (report/sr16_diagnosis.py)."""
     import numpy as np
     from conftest import dense
-    from metrics import psnr
-    from report.sr16_diagnosis import diagnose, residual
+    from ipbench.metrics import psnr
+    from ipbench.report.sr16_diagnosis import diagnose, residual
     prior = tiny_consistency_prior
     op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(5))
@@ -128,7 +128,7 @@ def test_sapg_steps_along_the_running_sum_as_the_official_code(prior):
 
 
 def test_calibration_report_reads_prompts_against_the_ten_captions():
-    from report.calibration import prompt_rows, render
+    from ipbench.report.calibration import prompt_rows, render
     g = torch.Generator().manual_seed(0)
     captions = torch.randn(10, 6, 5, generator=g)
     labels = torch.tensor([3, 7, 7])

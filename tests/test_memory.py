@@ -8,7 +8,7 @@ import pytest
 
 SCRIPT = textwrap.dedent("""
     import resource, torch
-    from suite.memory import keep_freed_memory
+    from ipbench.suite.memory import keep_freed_memory
     applied = keep_freed_memory()
     def call(sizes):                                  # a network call: its activations, then freed
         return float(sum(torch.ones(n)[0] for n in sizes))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-import metrics
-from metrics.w2 import conditional_w2_from_moments
+from ipbench import metrics
+from ipbench.metrics.w2 import conditional_w2_from_moments
 
 
 def test_psnr_known_value():
@@ -90,9 +90,9 @@ def test_lpips_plugged_backbone_known_value():
 
 
 def test_digit_feature_space_and_lpips_on_digits():
-    from datasets import digits
-    from metrics.features import feature_space
-    import suite.config as cfg
+    from ipbench.datasets import digits
+    from ipbench.metrics.features import feature_space
+    import ipbench.suite.config as cfg
     ck = cfg.checkpoint("digit_net")
     fs = feature_space({"name": "digit_net", "path": str(cfg.ROOT / ck["path"]), "sha256": ck["sha256"],
                         "feature_rms": ck["feature_rms"]})

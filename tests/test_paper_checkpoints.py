@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import suite.config as sc
-from priors import paper
+import ipbench.suite.config as sc
+from ipbench.priors import paper
 
 
 def _byte_chars() -> list[str]:
@@ -170,7 +170,7 @@ def test_clip(fetched):
 
 
 def test_tampered_checkpoint_file_is_refused(fetched):
-    from priors.store import ChecksumError
+    from ipbench.priors.store import ChecksumError
     fetch, _ = fetched
     root = fetch("sdxl_vae_fp16_fix")
     (root / "config.json").write_text("{}")
@@ -181,7 +181,7 @@ def test_tampered_checkpoint_file_is_refused(fetched):
 def test_adm_adapter_takes_the_epsilon_channels():
     """deepinv's DiffUNet is guided-diffusion's ADM; the prior keeps the 3 epsilon channels of its 6."""
     from deepinv.models import DiffUNet
-    from priors.pixel_ddpm import PixelDiffusionPrior
+    from ipbench.priors.pixel_ddpm import PixelDiffusionPrior
     torch.manual_seed(0)
     net = DiffUNet(large_model=False, pretrained=None)
     prior = PixelDiffusionPrior(net, "linear", adm=True)
@@ -199,11 +199,11 @@ def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypat
     import deepinv as dinv
     from deepinv.utils import TensorList
 
-    import physics
+    from ipbench import physics
     from conftest import dense
-    from methods import ud2m
-    from priors.ram import PhysicsRAMWarmStart, load_ram
-    from priors.store import save_tensors
+    from ipbench.methods import ud2m
+    from ipbench.priors.ram import PhysicsRAMWarmStart, load_ram
+    from ipbench.priors.store import save_tensors
     from test_ud2m import tiny_prior
     fetch, _ = fetched
     root = fetch("ram_deepinv")
@@ -243,7 +243,7 @@ def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypat
 
     path = tmp_path / "adapter.safetensors"
     sha = save_tensors({f"ram.{k}": v for k, v in ram.net.state_dict().items()}, path)
-    monkeypatch.setattr("suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    monkeypatch.setattr("ipbench.suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
     copy = load_ram("an_adapter")
     assert isinstance(copy, PhysicsRAMWarmStart)
     assert all(torch.equal(v, copy.net.state_dict()[k]) for k, v in ram.net.state_dict().items())

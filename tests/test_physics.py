@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-import physics
-from physics.base import LinearOperator, Operator
+from ipbench import physics
+from ipbench.physics.base import LinearOperator, Operator
 from conftest import dense
 
 S = 16  # small images: dense matrices are 256 x 256
@@ -94,7 +94,7 @@ def test_agrees_with_deepinv():
 
 
 def test_gaussian_kernel_as_deepinv():
-    from physics.blur import gaussian_kernel_1d
+    from ipbench.physics.blur import gaussian_kernel_1d
     k = gaussian_kernel_1d(5.0)
     assert k.numel() == 35 and abs(k.sum().item() - 1) < 1e-12       # 35 x 35 for sigma 5, as the reference
     assert gaussian_kernel_1d(3.0).numel() == 23 and gaussian_kernel_1d(10.0).numel() == 69
@@ -112,7 +112,7 @@ def _pil_jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_jpeg_matches_libjpeg(channels):
-    from datasets import digits
+    from ipbench.datasets import digits
     import torch.nn.functional as F
     x, _ = digits("test", 32, 4)
     if channels == 3:
@@ -184,7 +184,7 @@ def test_ud2m_stack_whitens_each_block_against_dense():
     """UD2M's stacked physics for RAM, [w_1 A; w_2 sqrt(abar_t) I] with w_i = m / sigma_i and m the smaller
     noise std, against the dense matrix of A, with one abar_t per image (the second makes sigma_t < sigma_y)."""
     from deepinv.utils import TensorList
-    from physics.deepinv_physics import ud2m_stack
+    from ipbench.physics.deepinv_physics import ud2m_stack
     op, shape = make("sr_block", sigma_y=0.01)
     M = torch.from_numpy(dense(op.A, shape))
     g = torch.Generator().manual_seed(0)

@@ -5,10 +5,10 @@ moves the mean by far more."""
 import pytest
 import torch
 
-import physics
-from baselines import ddrm, diffpir, dps
-from methods import ud2m
-from priors.gaussian import GaussianPrior
+from ipbench import physics
+from ipbench.baselines import ddrm, diffpir, dps
+from ipbench.methods import ud2m
+from ipbench.priors.gaussian import GaussianPrior
 from conftest import dense
 
 SHAPE = (1, 4, 4)

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from priors.diffusion import add_noise, ddim_step, eps_from_x0, tweedie
-from priors.schedules import alpha_bar, betas
+from ipbench.priors.diffusion import add_noise, ddim_step, eps_from_x0, tweedie
+from ipbench.priors.schedules import alpha_bar, betas
 
 
 @pytest.mark.parametrize("kind,beta_schedule", [("linear", "linear"), ("scaled_linear", "scaled_linear")])
@@ -48,10 +48,10 @@ def test_ddim_step_matches_diffusers_and_ddpm_posterior():
 
 
 def test_w2_embedding_inputs_and_shipped_weights():
-    import suite.config as sc
-    from datasets import digits
-    from priors.store import load_weights
-    from priors.w2_embedding import VAEfc
+    import ipbench.suite.config as sc
+    from ipbench.datasets import digits
+    from ipbench.priors.store import load_weights
+    from ipbench.priors.w2_embedding import VAEfc
     assert VAEfc.prepare(torch.rand(2, 1, 32, 32)).shape == (2, 784)
     y = torch.rand(2, 1, 8, 8)
     padded = VAEfc.prepare(y).view(2, 28, 28)
@@ -67,7 +67,7 @@ def test_lcm_scheduler_sampling_is_multistep_consistency_sampling(tiny_consisten
     """diffusers' LCMScheduler (the gate's sampler) and the suite's consistency sampler are the same chain:
     equal outputs from equal noise, chain after chain (a scheduler that kept its step count between chains
     once made the gate re-noise every chain after the first)."""
-    from priors.sampling import consistency_sample, lcm_scheduler_sample
+    from ipbench.priors.sampling import consistency_sample, lcm_scheduler_sample
     prior = tiny_consistency_prior
     c = prior.embed(["a photo of a handwritten digit 3"]).expand(2, -1, -1)
     for n_steps, steps in ((4, (999, 759, 499, 259)), (8, (999, 879, 759, 639, 499, 379, 259, 139))):
@@ -80,7 +80,7 @@ def test_lcm_scheduler_sampling_is_multistep_consistency_sampling(tiny_consisten
 
 def test_load_prior_freezes_every_network():
     """Solvers differentiate w.r.t. images, latents or embeddings: a loaded prior carries no trainable weight."""
-    from priors.registry import load_prior
+    from ipbench.priors.registry import load_prior
     prior = load_prior("consistency", {"consistency": "lcm", "image_text": "similarity"})
     nets = [prior.vae, prior.unet, prior.image_encoder]
     assert all(not p.requires_grad for net in nets for p in net.parameters())
@@ -88,8 +88,8 @@ def test_load_prior_freezes_every_network():
 
 def test_pixel_ddpm_architecture_travels_with_its_weights(tmp_path):
     """A pixel checkpoint names its UNet architecture in its metadata; continuing it keeps that architecture."""
-    from priors import pixel_ddpm
-    from priors.store import sha256_of
+    from ipbench.priors import pixel_ddpm
+    from ipbench.priors.store import sha256_of
     out = tmp_path / "wide.safetensors"
     pixel_ddpm.main(["--out", str(out), "--steps", "2", "--batch-size", "4", "--channels", "16,16,32",
                      "--layers-per-block", "2"])
@@ -103,7 +103,7 @@ def test_pixel_ddpm_architecture_travels_with_its_weights(tmp_path):
         pixel_ddpm.main(["--out", str(tmp_path / "x.safetensors"), "--steps", "1", "--init", str(out),
                          "--layers-per-block", "1"])
     # the shipped DDPM (and the bridges, saved before their files named it) build CONFIG's UNet
-    from suite.config import ROOT, checkpoint
+    from ipbench.suite.config import ROOT, checkpoint
     ck = checkpoint("i2sb_px_sr4")
     assert pixel_ddpm.load_unet(ROOT / ck["path"], ck["sha256"]).config.block_out_channels == (32, 64, 64)
 
@@ -112,10 +112,10 @@ def test_bf16_training_is_autocast_of_the_float32_step(tmp_path):
     """--bf16 runs the forward pass under bfloat16 autocast: the first loss agrees with float32's (same batch)
     to bfloat16 precision, weights and EMA stay float32, the card says so, and the retrain rule's command
     line passes the switch."""
-    from priors import pixel_ddpm
-    from priors.registry import train_cli_args
-    from priors.schedules import alpha_bar
-    from priors.training import train_epsilon
+    from ipbench.priors import pixel_ddpm
+    from ipbench.priors.registry import train_cli_args
+    from ipbench.priors.schedules import alpha_bar
+    from ipbench.priors.training import train_epsilon
     data = torch.rand(16, 1, 32, 32) * 2 - 1
     first = {}
     for bf16 in (False, True):
@@ -138,9 +138,9 @@ def test_bf16_training_is_autocast_of_the_float32_step(tmp_path):
 
 
 def test_pixel_gate_measures_a_candidate_file(tmp_path, monkeypatch):
-    """``python -m priors.gates pixel_ddpm --weights F`` gates a retrained file before it replaces the shipped one:
+    """``python -m ipbench.priors.gates pixel_ddpm --weights F`` gates a retrained file before it replaces the shipped one:
     the samples come from F's network (of F's architecture), not the shipped prior's."""
-    from priors import gates, pixel_ddpm
+    from ipbench.priors import gates, pixel_ddpm
     out = tmp_path / "cand.safetensors"
     pixel_ddpm.main(["--out", str(out), "--steps", "1", "--batch-size", "4", "--channels", "16,16,32"])
     calls = []
@@ -159,17 +159,17 @@ def test_pixel_ddpms_are_known_by_how_they_were_trained(tmp_path):
     name: a shipped entry that ``priors.pixel_ddpm`` trains is one; a not-shipped stage (no ``path``) and
     other networks are not."""
     import yaml
-    from priors import gates
-    from suite.config import trained_by
-    shipped = trained_by("priors.pixel_ddpm")
+    from ipbench.priors import gates
+    from ipbench.suite.config import trained_by
+    shipped = trained_by("ipbench.priors.pixel_ddpm")
     assert {"pixel_ddpm", "pixel_ddpm_wide"} <= set(shipped)
     assert not any("stage" in n for n in shipped) and set(shipped) <= set(gates.GATES)
-    entries = {"net_a": {"path": "a", "train": {"module": "priors.pixel_ddpm"}},
-               "stage": {"train": {"module": "priors.pixel_ddpm"}},
-               "other": {"path": "b", "train": {"module": "priors.lcm"}}, "hub": {"hub": "x/y"}}
+    entries = {"net_a": {"path": "a", "train": {"module": "ipbench.priors.pixel_ddpm"}},
+               "stage": {"train": {"module": "ipbench.priors.pixel_ddpm"}},
+               "other": {"path": "b", "train": {"module": "ipbench.priors.lcm"}}, "hub": {"hub": "x/y"}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(entries))
-    assert trained_by("priors.pixel_ddpm", tmp_path / "c.yaml") == ["net_a"]
-    from priors.registry import _load
+    assert trained_by("ipbench.priors.pixel_ddpm", tmp_path / "c.yaml") == ["net_a"]
+    from ipbench.priors.registry import _load
     with pytest.raises(ValueError, match="valid: pixel_ddpm, pixel_ddpm_wide, latent_dm"):
         _load("pixel_ddpm_nope")
 
@@ -179,13 +179,13 @@ def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch)
     command in its card (the inverse of the retrain rule's command line), so the two cannot drift."""
     import functools
     import yaml
-    from priors import install
-    from priors.registry import train_cli_args, train_spec_of
-    from priors.store import save_tensors, sha256_of
-    command = ("python -m priors.ud2m_distill --task px_sr4 --K 3 --steps 1200 --lr 1e-3 --d-output sigmoid "
+    from ipbench.priors import install
+    from ipbench.priors.registry import train_cli_args, train_spec_of
+    from ipbench.priors.store import save_tensors, sha256_of
+    command = ("python -m ipbench.priors.ud2m_distill --task px_sr4 --K 3 --steps 1200 --lr 1e-3 --d-output sigmoid "
                "--warm-start ram --base pixel_ddpm_wide --bf16 --out results/retrain/a.safetensors")
     module, args = train_spec_of(command)
-    assert module == "priors.ud2m_distill"
+    assert module == "ipbench.priors.ud2m_distill"
     assert args == {"task": "px_sr4", "K": 3, "steps": 1200, "lr": 0.001, "d_output": "sigmoid",
                     "warm_start": "ram", "base": "pixel_ddpm_wide", "bf16": True}
     assert train_spec_of(f"python -m {module} {train_cli_args(args)}") == (module, args)
@@ -202,4 +202,4 @@ def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch)
     assert entry["train"] == {"module": module, "args": args} and entry["needs"] == ["pixel_ddpm_wide"]
     assert entry["sha256"] == sha256_of(tmp_path / "priors" / "weights" / "ud2m_a.safetensors") == sha256_of(src)
     with pytest.raises(SystemExit):
-        install.main([str(src), "ud2m_a", "--from-card", "--train-module", "priors.ud2m_distill"])
+        install.main([str(src), "ud2m_a", "--from-card", "--train-module", "ipbench.priors.ud2m_distill"])

@@ -4,10 +4,10 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-import physics
-from baselines import admm_tv, pinv
-from priors.tv import div, grad, tv, tv_prox
-from suite.registry import SOLVERS, prior_kind, solver_module
+from ipbench import physics
+from ipbench.baselines import admm_tv, pinv
+from ipbench.priors.tv import div, grad, tv, tv_prox
+from ipbench.suite.registry import SOLVERS, prior_kind, solver_module
 
 
 def test_grad_div_adjoint():
@@ -77,10 +77,10 @@ FAST = {"dps": {"steps": 10}, "ldps": {"steps": 10}, "psld": {"steps": 10}, "p2l
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
 def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consistency_prior):
-    from priors.gaussian import GaussianPrior
+    from ipbench.priors.gaussian import GaussianPrior
     module = solver_module(name)
-    from priors.bridge import BridgePrior
-    from priors.pixel_ddpm import build_unet
+    from ipbench.priors.bridge import BridgePrior
+    from ipbench.priors.pixel_ddpm import build_unet
     torch.manual_seed(0)
     prior = {"pixel": lambda: GaussianPrior(torch.zeros(64), 0.1 * torch.eye(64), (1, 8, 8)),
              "consistency": lambda: tiny_consistency_prior, "latent": lambda: tiny_consistency_prior,
@@ -105,7 +105,7 @@ def test_unknown_solver_lists_valid_names():
 
 def test_latent_dps_nfe_is_one_per_step_and_1000_by_default(tiny_consistency_prior):
     import inspect
-    from baselines import ldps, psld
+    from ipbench.baselines import ldps, psld
     prior = tiny_consistency_prior
     op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
     y = op.measure(torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(5)), torch.Generator().manual_seed(6))

@@ -102,7 +102,7 @@ def test_killed_run_resumes_without_redoing_finished_jobs(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "results/table_sr4.md").exists()
     assert all(p.stat().st_mtime_ns == t for p, t in stamp.items()), "a finished job was redone"
-    from suite import config as sc
+    from ipbench.suite import config as sc
     assert len(list(records.glob("*/*/record.json"))) == len(sc.table_pairs(sc.select({"profile": "smoke"}), "sr4"))
 
 
@@ -123,9 +123,9 @@ def test_slurm_profile_plans(tmp_path):
 
 
 def test_corrupt_checkpoint_stops_with_a_clear_error(tmp_path):
-    import suite.config as sc
-    from priors.digit_net import DigitNet
-    from priors.store import ChecksumError, load_weights
+    import ipbench.suite.config as sc
+    from ipbench.priors.digit_net import DigitNet
+    from ipbench.priors.store import ChecksumError, load_weights
     ck = sc.checkpoint("digit_net")
     bad = tmp_path / "digit_net.safetensors"
     shutil.copy(ROOT / ck["path"], bad)
