@@ -20,6 +20,7 @@ Replay inputs come from the log's own generator: the solver's random streams are
 """
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter, defaultdict
 from typing import Callable
@@ -35,6 +36,20 @@ class CallLog:
         self.replay_s = 0.0
         self.every, self.reps = 0, 8
         self._generators: dict[str, torch.Generator] = {}
+        self._bar = None
+
+    def progress(self, desc: str, mininterval: float = 10.0) -> "CallLog":
+        """Report the calls as they happen (a tqdm line on stderr, the job's log, at most every ``mininterval``
+        seconds): a long solve is not silent. ``close_progress`` ends it."""
+        from tqdm import tqdm
+        self.close_progress()
+        self._bar = tqdm(desc=desc, unit=" network calls", mininterval=mininterval, file=sys.stderr)
+        return self
+
+    def close_progress(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def interleave(self, every: int, reps: int = 8) -> "CallLog":
         """Time a bare replay before the solver's own call at calls 1 .. 1 + reps and every ``every``-th
@@ -47,6 +62,8 @@ class CallLog:
         key = (name, tuple(tuple(t.shape) for t in tensors), grad)
         self.counts[key] += 1
         self.fns[key] = fn
+        if self._bar is not None:
+            self._bar.update()
         n = self.counts[key]
         if self.every and (n <= 1 + self.reps or n % self.every == 0):
             start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Command line of the stages: ``python -m ipbench {degrade,solve,score,table,check} ...``.
+"""Command line of the stages: ``python -m ipbench {degrade,solve,score,table,check,restore,...} ...``.
 
 The Snakemake rules call these with the job's spec as JSON; they are usable by hand too.
 """
@@ -73,6 +73,15 @@ def main(argv=None) -> int:
     p.add_argument("--link", nargs="*", default=[], help="name=factor: set name to factor x the grid value")
     p = sub.add_parser("check", help="validate a config file")
     p.add_argument("config")
+    p = sub.add_parser("restore", help="restore an image of your own (suite/restore.py)",
+                       description="Restore an image of your own with a configured solver on the profile's priors.")
+    p.add_argument("--task", required=True)
+    p.add_argument("--solver", required=True)
+    p.add_argument("--image", required=True, help="PNG: the task's measurement (or a clean image with --clean)")
+    p.add_argument("--out", required=True, help="PNG of the restoration (the posterior mean with --samples)")
+    p.add_argument("--profile", default="embedded")
+    p.add_argument("--samples", type=int, default=1, help="posterior samples: OUT_std.png and OUT_samples.png too")
+    p.add_argument("--clean", action="store_true", help="the image is clean: degrade it with the task first")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
@@ -116,6 +125,10 @@ def main(argv=None) -> int:
             from .tune import tune
             links = {k: float(f) for k, f in (a.split("=", 1) for a in args.link)}
             print(json.dumps(tune(args.profile, args.task, args.solver, args.grid, args.n, links=links)["chosen"]))
+        elif args.stage == "restore":
+            from .restore import restore
+            print(json.dumps(restore(args.task, args.solver, args.image, args.out, profile=args.profile,
+                                     samples=args.samples, clean=args.clean), indent=1))
         elif args.stage == "check":
             from .config import load
             cfg = load(args.config)

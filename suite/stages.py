@@ -82,10 +82,13 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     hyper = with_prompts(spec.get("hyper", {}), data["labels"], name)
     y = data["y"].to(device)
     if prior is not None:       # bare network calls timed in the course of the solve (priors/calls.py)
-        prior.calls.interleave(spec.get("bare_timing_every", 0))
+        prior.calls.interleave(spec.get("bare_timing_every", 0)).progress(f"{solver} on {name}, {len(index)} images")
     run = getattr(module, "solve_with_extras", None)      # a solver with more to keep than the image
+    log.info("%s on %s: solving %d images as one batch", solver, name, len(index))
     with stopwatch(device) as t:
         x_hat, extras = run(y, op, prior, generator=gens, **hyper) if run else (module.solve(y, op, prior, generator=gens, **hyper), {})
+    if prior is not None:
+        prior.calls.close_progress()
     replay_s = prior.calls.replay_s if prior is not None else 0.0
     wall_s = t["wall_time_s"] - replay_s
     if not torch.isfinite(x_hat).all():

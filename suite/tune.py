@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +58,17 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     if kind:
         from ipbench.priors.registry import load_prior
         prior = load_prior(kind, spec["priors"])
-    rows = []
+    rows, n_points = [], int(np.prod([len(v) for _, v in axes]))
     linked = lambda point: {k: f * point[keys[0]] for k, f in links.items()}      # links follow the first axis
     for values in itertools.product(*(v for _, v in axes)):
         point = dict(zip(keys, values))
         hyper = with_prompts({**spec["hyper"], **point, **linked(point)}, labels, task)
+        start = time.perf_counter()
         x_hat = module.solve(y, op, prior, generator=generators(profile, task, f"tune/{solver}", index), **hyper)
         rows.append({**point, "psnr": float(psnr(x_hat, x).mean())})
         shown = " ".join(f"{k}={v}" for k, v in point.items())
-        print(f"{task} {solver} {shown}: PSNR {rows[-1]['psnr']:.2f} dB on {n} training digits", flush=True)
+        print(f"{task} {solver} {shown}: PSNR {rows[-1]['psnr']:.2f} dB on {n} training digits "
+              f"({time.perf_counter() - start:.1f} s, point {len(rows)} of {n_points})", flush=True)
     best = max(rows, key=lambda r: r["psnr"])
     chosen = {k: best[k] for k in keys}
     result = {"task": task, "solver": solver, "profile": profile, "n_training_digits": n, "criterion": "mean PSNR",

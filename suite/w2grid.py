@@ -49,9 +49,11 @@ def cells(spec: dict, degraded: str, out: str, chunk: int = 250) -> None:
         prior.nfe = 0
         gens = generators(spec["profile"], spec["task"], f"ud2m_grid/K{K}/N{N}", index)
         start = time.perf_counter()
+        prior.calls.progress(f"K = {K}, N = {N}: {len(y)} images in chunks of {chunk}")
         x_hat = torch.cat([ud2m.solve(y[i:i + chunk], op, prior, generator=gens[i:i + chunk], K=K, N=N,
                                       lam=lam, warm_start=warm_start) for i in range(0, len(y), chunk)])
         wall = time.perf_counter() - start
+        prior.calls.close_progress()
         e_xh = embed(net, x_hat)
         rows.append({"K": K, "N": N, "nfe_per_image": prior.nfe / len(x), "wall_time_s": round(wall, 2),
                      "w2": conditional_w2(e_x, e_xh, e_y), "w2_uncentered": conditional_w2(e_x, e_xh, e_y, "uncentered"),

@@ -82,3 +82,15 @@ def test_interleaved_timing_leaves_the_solve_and_the_global_rng_unchanged(tiny_c
     # (its replay the warm-up), is timed after it
     assert {name for name, _, _ in samples1} == {"encoder", "denoiser", "decoder"}
     assert set(bare_seconds(prior.calls)) == {"text encoder", "encoder", "denoiser", "decoder"}
+
+
+def test_a_solve_reports_its_network_calls_as_they_happen(capsys):
+    """The progress line counts the calls (every call, whatever the interleaved timing) and ends with them."""
+    log = CallLog().progress("ddrm on px_sr4, 3 images", mininterval=0)
+    x = torch.randn(2, 3)
+    for _ in range(7):
+        log.record("eps", lambda a: a * 2, x)
+    log.close_progress()
+    err = capsys.readouterr().err
+    assert "ddrm on px_sr4, 3 images" in err and "7 network calls" in err
+    assert sum(log.counts.values()) == 7 and log._bar is None
