@@ -9,6 +9,9 @@ if not config:
     config["profile"] = "embedded"
 
 
+report: "report/captions/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/priors.smk"

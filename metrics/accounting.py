@@ -1,12 +1,10 @@
-"""Wall time and peak memory of a stage, and the git revision the numbers came from."""
+"""Wall time and peak memory of a stage."""
 from __future__ import annotations
 
 import resource
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 
@@ -32,15 +30,3 @@ def stopwatch(device: str = "cpu"):
         torch.cuda.synchronize()
     result["wall_time_s"] = time.perf_counter() - start
     result["peak_memory_mb"] = peak_memory_mb(device)
-
-
-def git_revision(root: str | Path = ".") -> str:
-    """HEAD's commit, suffixed '-dirty' when tracked files differ; 'unknown' outside a checkout."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"

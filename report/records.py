@@ -1,6 +1,9 @@
 """The run record: one JSON document per (profile, task, solver), validated against one schema."""
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import jsonschema
 
 SCHEMA_ID = "bench-run-record/1"
@@ -58,3 +61,15 @@ def validate_record(record: dict) -> dict:
         if len(values) != n:
             raise ValueError(f"invalid run record: per_image/{key} has {len(values)} values for {n} images")
     return record
+
+
+def git_revision(root: str | Path = ".") -> str:
+    """HEAD's commit, suffixed '-dirty' when tracked files differ; 'unknown' outside a checkout."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

@@ -19,7 +19,8 @@ rule restoration_figure:
         samples=lambda wc: [f"results/solve/{PROFILE}/{wc.task}/{s}/samples.safetensors"
                             for s in suite_config.figure_solvers(config, wc.task)],
     output:
-        "results/figures/restoration_{task}.png",
+        report("results/figures/restoration_{task}.png", caption="../report/captions/restoration.rst",
+               category="Figures", labels={"figure": "restorations {task}"}),
     log:
         "logs/figures/restoration_{task}.log",
     params:
@@ -34,7 +35,8 @@ rule calibration_figure:
         degraded=f"results/degraded/{PROFILE}/{{task}}.safetensors",
         prior=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.prior_files(config, "latino_pro")],
     output:
-        "results/figures/prompt_calibration_{task}.png",
+        report("results/figures/prompt_calibration_{task}.png", caption="../report/captions/calibration.rst",
+               category="Figures", labels={"figure": "prompt calibration {task}"}),
     log:
         "logs/figures/prompt_calibration_{task}.log",
     params:
@@ -48,7 +50,8 @@ rule prior_gate:
     input:
         lambda wc: [str(suite_config.ROOT / f) for f in prior_files(wc.prior)],
     output:
-        figure="results/figures/prior_samples_{prior}.png",
+        figure=report("results/figures/prior_samples_{prior}.png", caption="../report/captions/prior_samples.rst",
+                      category="Figures", labels={"figure": "prior samples {prior}"}),
         gate="results/priors/{prior}_gate.json",
     log:
         "logs/figures/{prior}.log",

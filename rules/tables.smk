@@ -7,7 +7,9 @@ rule table:
         records=table_records,
         paper=f"{workflow.basedir}/report/paper_numbers.csv",
     output:
-        "results/table_{table}.md",
+        md="results/table_{table}.md",
+        csv=report("results/table_{table}.csv", caption="../report/captions/table.rst", category="Tables",
+                   labels={"table": "{table}"}),
     log:
         "logs/table/{table}.log",
     params:
@@ -17,7 +19,7 @@ rule table:
         mem_mb=2000,
     shell:
         "{SUITE} --threads {threads} table --spec {params.spec:q} --paper-numbers {input.paper} "
-        "--out {output} {input.records} 2> {log}"
+        "--out {output.md} --csv {output.csv} {input.records} 2> {log}"
 
 
 rule bench:

@@ -43,13 +43,15 @@ rule w2_table:
                                 K=suite_config.w2_trained_K(config, wc.grid)),
         paper=f"{workflow.basedir}/report/paper_numbers.csv",
     output:
-        "results/table_w2_{grid}.md",
+        md="results/table_w2_{grid}.md",
+        csv=report("results/table_w2_{grid}.csv", caption="../report/captions/w2_table.rst", category="Tables",
+                   labels={"table": "w2_{grid}"}),
     log:
         "logs/table/w2_{grid}.log",
     params:
         spec=lambda wc: spec(suite_config.w2_table_spec, wc.grid),
     shell:
-        "{SUITE} w2table --spec {params.spec:q} --paper-numbers {input.paper} --out {output} "
+        "{SUITE} w2table --spec {params.spec:q} --paper-numbers {input.paper} --out {output.md} --csv {output.csv} "
         "{input.cells} 2> {log}"
 
 
@@ -65,7 +67,8 @@ rule posterior_figure:
         weights=lambda wc: [str(suite_config.ROOT / f) for f in
                             suite_config.w2_files(config, wc.grid, config["w2_grids"][wc.grid]["figure"]["K"])],
     output:
-        "results/figures/posterior_{grid}.png",
+        report("results/figures/posterior_{grid}.png", caption="../report/captions/posterior.rst", category="Figures",
+               labels={"figure": "posterior {grid}"}),
     log:
         "logs/figures/posterior_{grid}.log",
     params:

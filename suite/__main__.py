@@ -34,10 +34,11 @@ def main(argv=None) -> int:
     p.add_argument("--samples", required=True)
     p.add_argument("--meta", required=True)
     p.add_argument("--out", required=True)
-    p = sub.add_parser("table", help="aggregate run records into a Markdown table")
+    p = sub.add_parser("table", help="aggregate run records into a Markdown table and its CSV")
     p.add_argument("--spec", required=True)
     p.add_argument("--paper-numbers", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--csv", help="the table's numbers as CSV (default: OUT with .csv)")
     p.add_argument("records", nargs="+")
     p = sub.add_parser("figure", help="restoration grid or prompt-calibration figure of a task")
     p.add_argument("kind", choices=["restoration", "calibration", "posterior"])
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
     p.add_argument("--spec", required=True)
     p.add_argument("--paper-numbers", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--csv", help="the grid's numbers as CSV (default: OUT with .csv)")
     p.add_argument("cells", nargs="*")
     p = sub.add_parser("tune", help="pick a hyperparameter by PSNR on training digits")
     p.add_argument("--profile", default="embedded")
@@ -103,7 +105,7 @@ def main(argv=None) -> int:
         elif args.stage == "score":
             stages.score(spec, args.degraded, args.samples, args.meta, args.out)
         elif args.stage == "table":
-            stages.table(spec, args.records, args.paper_numbers, args.out)
+            stages.table(spec, args.records, args.paper_numbers, args.out, args.csv)
         elif args.stage == "figure" and args.kind == "restoration":
             stages.restoration_figure(spec, args.degraded, args.samples, args.out)
         elif args.stage == "figure" and args.kind == "posterior":
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
             cells(spec, args.degraded, args.out)
         elif args.stage == "w2table":
             from .w2grid import table
-            table(spec, args.cells, args.paper_numbers, args.out)
+            table(spec, args.cells, args.paper_numbers, args.out, args.csv)
         elif args.stage == "tune":
             from .tune import tune
             links = {k: float(f) for k, f in (a.split("=", 1) for a in args.link)}

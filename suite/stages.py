@@ -6,7 +6,9 @@ stored in every record) and explicit input / output paths, and writes its output
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,9 +16,9 @@ import torch
 from ipbench import physics
 from ipbench.datasets import caption, digits
 from ipbench.metrics import fid, kid, psnr, ssim
-from ipbench.metrics.accounting import git_revision, stopwatch
+from ipbench.metrics.accounting import stopwatch
 from ipbench.metrics.features import feature_space
-from ipbench.report.records import SCHEMA_ID, validate_record
+from ipbench.report.records import SCHEMA_ID, git_revision, validate_record
 from . import io
 from .config import ROOT
 from .registry import prior_kind, solver_module
@@ -153,12 +155,16 @@ def score(spec: dict, degraded: str, samples: str, meta: str, out_record: str) -
 
 
 
-def table(spec: dict, records: list[str], paper_numbers: str, out: str) -> None:
-    """Render ``results/table_<name>.md`` from run records."""
-    from ipbench.report.tables import load_paper_numbers, render_table
+def table(spec: dict, records: list[str], paper_numbers: str, out: str, out_csv: str | None = None) -> None:
+    """Render ``results/table_<name>.md`` and its numbers, ``results/table_<name>.csv``, from run records."""
+    from ipbench.report.tables import load_paper_numbers, render
     recs = [validate_record(io.read_json(r)) for r in records]
-    io.write_text(out, render_table(spec, recs, load_paper_numbers(paper_numbers)))
-    log.info("wrote %s from %d run records", out, len(recs))
+    text, frame = render(spec, recs, load_paper_numbers(paper_numbers))
+    out_csv = out_csv or str(Path(out).with_suffix(".csv"))
+    frame.to_csv(out_csv + ".tmp", index=False, float_format="%.6g")
+    os.replace(out_csv + ".tmp", out_csv)
+    io.write_text(out, text)
+    log.info("wrote %s and %s from %d run records", out, out_csv, len(recs))
 
 
 def bench(spec: dict, records: list[str], out: str) -> None:

@@ -8,6 +8,7 @@ code). One job per K writes ``K<k>.json``; the table job sets the grid beside th
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,8 +64,11 @@ def cells(spec: dict, degraded: str, out: str, chunk: int = 250) -> None:
                         "warm_start": warm_start, "n_images": len(x), "rows": rows})
 
 
-def table(spec: dict, cell_files: list[str], paper_csv: str, out: str) -> None:
+def table(spec: dict, cell_files: list[str], paper_csv: str, out: str, out_csv: str | None = None) -> None:
+    """``results/table_w2_<grid>.md`` and its numbers (``.csv``): the K x N grid of conditional W2 beside the
+    published one, with the trend in N at each K read from both."""
     import pandas as pd
+    from ipbench.report.tables import markdown
     cells_ = [io.read_json(f) for f in cell_files]
     rows = {(r["K"], r["N"]): r for c in cells_ for r in c["rows"]}
     paper = pd.read_csv(paper_csv)
@@ -74,34 +78,51 @@ def table(spec: dict, cell_files: list[str], paper_csv: str, out: str) -> None:
         k, n = (int(part.split("=")[1]) for part in p["method"].split()[1:3])
         published[(k, n)] = p["value"]
     Ks, Ns = spec["K"], spec["N"]
+    grid = [[str(k)] + [(f"{rows[(k, n)]['w2']:.2f}" if (k, n) in rows else "no adapter yet")
+                        + (f" ({published[(k, n)]:.2f})" if (k, n) in published else "") for n in Ns] for k in Ks]
     lines = [f"# {spec['title']}", "",
              f"Conditional W2 (CFID in the W2 embedding's 12-d space; lower is better) of one UD2M sample per "
              f"measurement, over {spec['n_images']} test digits of `{spec['task']}`; each cell: measured "
              f"(published). Rows: K unfolded modules (one distilled adapter each); columns: N sampling steps; "
              f"NFE = K x N, as measured.", "",
-             "| K \\ N | " + " | ".join(str(n) for n in Ns) + " |", "|---|" + "---|" * len(Ns)]
+             markdown(["K \\ N"] + [str(n) for n in Ns], grid), ""]
+    lines += ["**W2 against N at each K**, read from the numbers above:", ""]
     for k in Ks:
-        cells_k = []
-        for n in Ns:
-            r, pub = rows.get((k, n)), published.get((k, n))
-            cell = f"{r['w2']:.2f}" if r else "no adapter yet"
-            cells_k.append(cell + (f" ({pub:.2f})" if pub is not None else ""))
-        lines.append(f"| {k} | " + " | ".join(cells_k) + " |")
-    lines += ["", "| K | adapter | lambda | NFE per image (N = " + ", ".join(map(str, Ns)) + ") | PSNR (dB) | wall time (s) |",
-              "|---|---|---|---|---|---|"]
-    for c in sorted(cells_, key=lambda c: c["K"]):
-        nfe = ", ".join(f"{r['nfe_per_image']:g}" for r in c["rows"])
-        ps = ", ".join(f"{r['psnr']:.2f}" for r in c["rows"])
-        wt = ", ".join(f"{r['wall_time_s']:.0f}" for r in c["rows"])
-        lines.append(f"| {c['K']} | {c['adapter'] or 'none (plain prior)'} | {c['lam']:.3f} | {nfe} | {ps} | {wt} |")
-    lines += ["", "The uncentred variant of the official code (running second moments):", "",
-              "| K \\ N | " + " | ".join(str(n) for n in Ns) + " |", "|---|" + "---|" * len(Ns)]
-    for k in Ks:
-        lines.append(f"| {k} | " + " | ".join(f"{rows[(k, n)]['w2_uncentered']:.2f}" if (k, n) in rows else "no adapter yet"
-                                              for n in Ns) + " |")
+        lines.append(f"- K = {k}: measured {trend([rows[(k, n)]['w2'] for n in Ns if (k, n) in rows], [n for n in Ns if (k, n) in rows])}; "
+                     f"published {trend([published[(k, n)] for n in Ns if (k, n) in published], [n for n in Ns if (k, n) in published])}.")
+    lines += ["", markdown(["K", "adapter", "warm start", "lambda", "NFE per image (N = " + ", ".join(map(str, Ns)) + ")",
+                            "PSNR (dB)", "wall time (s)"],
+                           [[str(c["K"]), c["adapter"] or "none (plain prior)", c.get("warm_start", "?"), f"{c['lam']:.3f}",
+                             ", ".join(f"{r['nfe_per_image']:g}" for r in c["rows"]),
+                             ", ".join(f"{r['psnr']:.2f}" for r in c["rows"]),
+                             ", ".join(f"{r['wall_time_s']:.0f}" for r in c["rows"])]
+                            for c in sorted(cells_, key=lambda c: c["K"])]),
+              "", "The uncentred variant of the official code (running second moments):", "",
+              markdown(["K \\ N"] + [str(n) for n in Ns],
+                       [[str(k)] + [f"{rows[(k, n)]['w2_uncentered']:.2f}" if (k, n) in rows else "no adapter yet"
+                                    for n in Ns] for k in Ks])]
     if spec.get("notes"):
         lines += ["", spec["notes"].strip()]
     io.write_text(out, "\n".join(lines) + "\n")
+    adapters = {c["K"]: c for c in cells_}
+    frame = pd.DataFrame([{"K": k, "N": n, "adapter": adapters[k]["adapter"] if k in adapters else None,
+                           "warm_start": adapters[k].get("warm_start") if k in adapters else None,
+                           **{f: rows[(k, n)][f] if (k, n) in rows else float("nan")
+                              for f in ("nfe_per_image", "w2", "w2_uncentered", "psnr", "wall_time_s")},
+                           "w2_published": published.get((k, n), float("nan")), "n_images": spec["n_images"]}
+                          for k in Ks for n in Ns])
+    frame.to_csv(out_csv or str(Path(out).with_suffix(".csv")), index=False, float_format="%.6g")
+
+
+def trend(values: list[float], Ns: list[int]) -> str:
+    """Whether W2 falls with N: 'falls at every step', or where it does not."""
+    if len(values) < 2:
+        return "not enough cells"
+    rises = [f"N = {a} -> {b}" for a, b, u, v in zip(Ns, Ns[1:], values, values[1:]) if v >= u]
+    if not rises:
+        return f"falls at every step from N = {Ns[0]} to {Ns[-1]} ({values[0]:.2f} -> {values[-1]:.2f})"
+    return (f"does not fall at every step: it rises (or stays) at {', '.join(rises)} "
+            f"({values[0]:.2f} at N = {Ns[0]}, {values[-1]:.2f} at N = {Ns[-1]})")
 
 
 @torch.no_grad()

@@ -1,6 +1,7 @@
 """Configuration checks, seeding, run records and table rendering."""
 import copy
 import json
+import re
 
 import pytest
 import torch
@@ -9,6 +10,11 @@ import ipbench.suite.config as sc
 from ipbench.report.records import SCHEMA_ID, validate_record
 from ipbench.report.tables import load_paper_numbers, published, render_table
 from ipbench.suite.seeding import generators, seed_for
+
+
+def compact(text: str) -> str:
+    """A rendered table with the cells' padding removed (tabulate pads each column to its widest cell)."""
+    return "\n".join(re.sub(r" {2,}", " ", line) if line.startswith("|") else line for line in text.splitlines())
 
 
 @pytest.mark.parametrize("profile", ["embedded", "smoke", "paper"])
@@ -80,7 +86,7 @@ def test_table_puts_published_beside_measured():
     assert ("px_deblur_gaussian", "latino") not in sc.table_pairs(cfg, "deblur")   # latent solver, pixel task
     numbers = load_paper_numbers(sc.ROOT / "report/paper_numbers.csv")
     assert published(numbers, "latino_pro", "deblur_gaussian", "LATINO") == {"FID": 20.03, "PSNR": 26.25, "NFE": 8}
-    text = render_table(spec, records, numbers)
+    text = compact(render_table(spec, records, numbers))
     assert "| ADMM-TV | 0 | 20.00 ± 1.00 |" in text
     assert "| LATINO (8 steps) | 0 (8) | 20.00 ± 1.00 (26.25) |" in text
     assert "| LATINO, true caption (oracle) | 0 | 20.00 ± 1.00 |" in text       # no published row: no number
@@ -89,7 +95,7 @@ def test_table_puts_published_beside_measured():
     assert "| UD2M (distilled) | 0 (9) | 20.00 ± 1.00 (35.57) |" in text
     cfg["solvers"]["ud2m"]["tasks"].remove("px_deblur_uniform")                 # as if no adapter were shipped
     records = [_record(t, s) for t, s in sc.table_pairs(cfg, "deblur")]
-    text = render_table(sc.table_spec(cfg, "deblur"), records, numbers)
+    text = compact(render_table(sc.table_spec(cfg, "deblur"), records, numbers))
     assert "| UD2M (not run on this task: see the notes) | – (9) | – (35.57) |" in text
     with pytest.raises(FileNotFoundError, match="no run record for solver 'admm_tv'"):
         render_table(spec, records[:1], numbers)
@@ -99,7 +105,7 @@ def test_wide_table_mirrors_the_latino_pro_slide():
     cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
     spec = sc.table_spec(cfg, "latino_pro")
     records = [_record(t, s, psnr=21.0) for t, s in sc.table_pairs(cfg, "latino_pro")]
-    text = render_table(spec, records, load_paper_numbers(sc.ROOT / "report/paper_numbers.csv"))
+    text = compact(render_table(spec, records, load_paper_numbers(sc.ROOT / "report/paper_numbers.csv")))
     assert "| Method | NFE | Deblur FID ↓ | Deblur PSNR ↑ | SR x16 FID ↓ | SR x16 PSNR ↑ | images |" in text
     assert "| LATINO-PRO | 0 (68) | 3.00 (18.37) | 21.00 (26.82) | 3.00 (30.40) | 21.00 (21.52) | 2 |" in text
     assert "| P2L | 0 (2000) | 3.00 (85.80) |" in text
@@ -113,8 +119,8 @@ def test_wide_table_marks_solvers_that_do_not_run_on_a_task():
     pairs = sc.table_pairs(cfg, "ud2m")
     assert ("px_jpeg10", "ddrm") not in pairs and ("px_sr4", "i2sb") in pairs and ("px_jpeg10", "i2sb") not in pairs
     spec = sc.table_spec(cfg, "ud2m")
-    text = render_table(spec, [_record(t, s, psnr=21.0) for t, s in pairs],
-                        load_paper_numbers(sc.ROOT / "report/paper_numbers.csv"))
+    text = compact(render_table(spec, [_record(t, s, psnr=21.0) for t, s in pairs],
+                        load_paper_numbers(sc.ROOT / "report/paper_numbers.csv")))
     lines = text.splitlines()
     ddrm = next(line for line in lines if line.startswith("| DDRM |"))
     assert ddrm.count("n/a") == 3 and "21.00 (" in ddrm                        # JPEG: no SVD
@@ -127,8 +133,8 @@ def test_wide_table_marks_solvers_that_do_not_run_on_a_task():
     assert ram.endswith("| n/a | n/a | n/a | 2 |")                             # JPEG: not run, nothing published
     cfg["tables"]["ud2m"]["solvers"].remove("ud2m_ram")                         # a published row nobody runs
     pairs = sc.table_pairs(cfg, "ud2m")
-    text = render_table(sc.table_spec(cfg, "ud2m"), [_record(t, s, psnr=21.0) for t, s in pairs],
-                        load_paper_numbers(sc.ROOT / "report/paper_numbers.csv"))
+    text = compact(render_table(sc.table_spec(cfg, "ud2m"), [_record(t, s, psnr=21.0) for t, s in pairs],
+                        load_paper_numbers(sc.ROOT / "report/paper_numbers.csv")))
     assert "UD2M+RAM (not run here yet)" in text
 
 
@@ -200,3 +206,36 @@ def test_committed_pixel_tunings_were_made_with_the_profiles_pixel_prior():
         assert record.get("prior") == {"checkpoint": pixel, "sha256": checkpoint(pixel)["sha256"]}, path.name
         checked += 1
     assert checked >= 8
+
+
+def test_orderings_and_the_csv_come_from_the_records():
+    """Each task's measured ordering beside the published one; a pair is flagged only when the measured
+    difference contradicts the published order by more than one standard error of the difference."""
+    import io as text_io
+    import pandas as pd
+    from ipbench.report.tables import render
+    cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
+    spec = sc.table_spec(cfg, "deblur")
+    measured = {"latino_pro": 20.0, "latino": 26.0, "p2l": 19.5}    # published 26.82 > 26.25 > ... (P2L lower)
+    records = [_record(t, s, psnr=measured.get(s, 10.0)) for t, s in sc.table_pairs(cfg, "deblur")]
+    numbers = load_paper_numbers(sc.ROOT / "report/paper_numbers.csv")
+    text, frame = render(spec, records, numbers)
+    line = next(x for x in text.splitlines() if x.startswith("**Ordering by PSNR ↑**") and "LATINO-PRO" in x)
+    assert "measured LATINO (8 steps) > LATINO-PRO > " in line and "published LATINO-PRO > LATINO (8 steps) > " in line
+    # per-image values psnr -/+ 1 on 2 images: standard error 1 each, sqrt(2) for a difference
+    flagged = line.split("Contradicts the published order beyond one standard error: ")[1]
+    assert flagged == "LATINO (8 steps) > LATINO-PRO by 6.00 ± 1.41; P2L > LDPS by 9.50 ± 1.41; P2L > TReg by 9.50 ± 1.41."
+    records = [_record(t, s, psnr={"latino_pro": 20.0, "latino": 21.0}.get(s, 10.0)) for t, s in sc.table_pairs(cfg, "deblur")]
+    line = next(x for x in render(spec, records, numbers)[0].splitlines() if x.startswith("**Ordering by PSNR ↑**"))
+    assert "measured LATINO (8 steps) > LATINO-PRO" in line and "LATINO-PRO by" not in line   # 1.00 < 1.41: a tie
+    row = frame[(frame.task == "deblur_gaussian") & (frame.solver == "latino")].iloc[0]
+    assert (row.psnr, row.psnr_sem, row.psnr_published, row.nfe_published) == (26.0, 1.0, 26.25, 8)
+    assert row.profile == "embedded" and row.git_revision == "abc" and row.status == "measured"
+    csv = pd.read_csv(text_io.StringIO(frame.to_csv(index=False)))
+    assert set(csv.status) >= {"measured", "in results/table_ud2m.md"}     # CDDB's published row, run elsewhere
+
+
+def test_w2_trend_reads_the_grid():
+    from ipbench.suite.w2grid import trend
+    assert trend([3.0, 2.5, 2.0], [1, 2, 4]).startswith("falls at every step from N = 1 to 4 (3.00 -> 2.00)")
+    assert "rises (or stays) at N = 2 -> 4" in trend([3.0, 2.5, 2.6], [1, 2, 4])

@@ -144,9 +144,13 @@ def test_w2_grid_cells_measure_nfe_and_the_table_sets_the_published_grid_beside(
     assert all(r["w2"] >= 0 and r["psnr"] > 5 for r in rows)
     out = tmp_path / "table.md"
     w2grid.table(sc.w2_table_spec(cfg, "mnist"), [str(cell)], str(sc.ROOT / "report" / "paper_numbers.csv"), str(out))
-    text = out.read_text()
+    import re
+    text = "\n".join(re.sub(r" {2,}", " ", line) for line in out.read_text().splitlines())   # tabulate's padding
     assert f"| 1 | {rows[0]['w2']:.2f} (6.91) | {rows[1]['w2']:.2f} (5.16) |" in text
     assert "| 2 | no adapter yet (3.65) | no adapter yet (2.25) |" in text
+    assert "- K = 2: measured not enough cells; published falls at every step from N = 1 to 2 (3.65 -> 2.25)." in text
+    grid = __import__("pandas").read_csv(out.with_suffix(".csv"))
+    assert list(grid.K) == [1, 1, 2, 2] and grid.w2_published.tolist() == [6.91, 5.16, 3.65, 2.25]
 
 
 def test_posterior_figure_draws_samples_mean_and_std(tmp_path, monkeypatch):

@@ -76,6 +76,20 @@ def test_calibration_report_from_the_smoke_records(smoke_run):
     assert samples["prompt_embeds"].shape[0] == 8
 
 
+def test_the_report_embeds_the_tables_with_their_captions(smoke_run):
+    """``snakemake --report`` shows every table marked for it (its CSV, with the caption's profile and seeds)."""
+    import pandas as pd
+    workdir, _ = smoke_run
+    frame = pd.read_csv(workdir / "results/table_deblur.csv")
+    assert {"profile", "task", "method", "psnr", "psnr_sem", "psnr_published", "git_revision"} <= set(frame.columns)
+    assert (frame.profile == "smoke").all() and (frame[frame.status == "measured"].n_images > 0).all()
+    out = snakemake(workdir, "--config", "profile=smoke", "--report", "results/report.html", "--",
+                    "results/table_deblur.md", check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    html = (workdir / "results/report.html").read_text()
+    assert "table_deblur.csv" in html and "sha256(profile/task/role/index)" in html
+
+
 def test_smoke_table_and_nothing_left_to_do(smoke_run):
     workdir, _ = smoke_run
     table = (workdir / "results/table_deblur.md").read_text()
