@@ -5,9 +5,6 @@ from snakemake.utils import min_version
 
 min_version("8.0")
 
-if not config:
-    config["profile"] = "embedded"
-
 
 report: "report/captions/workflow.rst"
 

@@ -7,6 +7,8 @@ checkpoint behind each kind, so a solver never knows its profile.
 """
 from __future__ import annotations
 
+import re
+
 from ipbench.suite.config import checkpoint
 
 KINDS = ("pixel", "latent", "consistency", "bridge")
@@ -26,11 +28,39 @@ def prior_files(name: str) -> list[str]:
     return files
 
 
+def train_cli_tokens(args: dict) -> list[str]:
+    """A checkpoint's ``train.args`` as the tokens of its training command: ``--key value`` per entry,
+    ``--key`` alone for ``true`` (a switch such as ``bf16``), nothing for ``false``. Keys and values are
+    checked first (``check_train_args``): they become arguments of a shell command."""
+    check_train_args(args)
+    out = []
+    for k, v in args.items():
+        if v is not False:
+            out += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return out
+
+
 def train_cli_args(args: dict) -> str:
-    """A checkpoint's ``train.args`` as the options of its training command: ``--key value`` per entry,
-    ``--key`` alone for ``true`` (a switch such as ``bf16``), nothing for ``false``."""
-    return " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                    for k, v in args.items() if v is not False)
+    """``train_cli_tokens`` as one command-line string."""
+    import shlex
+    return " ".join(map(shlex.quote, train_cli_tokens(args)))
+
+
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,/+-]+$")
+
+
+def check_train_args(args: dict, where: str = "train.args") -> dict:
+    """Keys are option names, values numbers, switches or plain names (letters, digits, ``_.,/+-``): nothing
+    that a shell would read as more than one word or as a command."""
+    for k, v in args.items():
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(k)):
+            raise ValueError(f"{where}: {k!r} is not an option name (letters, digits, _)")
+        if isinstance(v, bool) or isinstance(v, (int, float)):
+            continue
+        if not isinstance(v, str) or not SAFE_VALUE.match(v):
+            raise ValueError(f"{where}: the value of {k!r}, {v!r}, is not a number, a switch or a plain name "
+                             "(letters, digits and _.,/+- only)")
+    return args
 
 
 def train_spec_of(command: str) -> tuple[str, dict]:
@@ -52,7 +82,9 @@ def train_spec_of(command: str) -> tuple[str, dict]:
         else:
             args[key] = True
     args.pop("out", None)
-    return module, args
+    if not re.fullmatch(r"ipbench(\.[a-z_][a-z0-9_]*)+", module):
+        raise ValueError(f"the training module {module!r} of {command!r} is not a module of the suite")
+    return module, check_train_args(args, f"the training command {command!r}")
 
 
 def _number(text: str):

@@ -45,25 +45,59 @@ def save_weights(model: torch.nn.Module, path: str | os.PathLike, metadata: dict
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> str:
     """Write named tensors as safetensors atomically (temporary name, then rename); return sha256."""
-    from safetensors.torch import save_file
+    write_atomic(path, safetensors_bytes(tensors, metadata))
+    return sha256_of(path)
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> bytes:
+    """The safetensors file of ``tensors``, byte for byte the same in every process: safetensors writes its
+    metadata in hash-map order, which changes from process to process, so the header is written again with
+    the metadata's keys sorted (same length: only the order changes)."""
+    import json
+    from safetensors.torch import save
+    state = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    raw = save(state, metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:
+        raise RuntimeError("the canonical safetensors header is longer than safetensors' own")
+    return raw[:8] + text + b" " * (n - len(text)) + raw[8 + n:]
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary name beside ``path``, then rename: a killed writer leaves no file that
+    looks complete."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        save_file(state, tmp, metadata={k: str(v) for k, v in (metadata or {}).items()})
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    return sha256_of(path)
+
+
+def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a missing, truncated or corrupt file is named in the error."""
+    from safetensors.torch import load_file
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"missing file: {path}")
+    try:
+        return load_file(str(path))
+    except Exception as err:                 # safetensors raises its own error types for a damaged file
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt: {err}); delete it "
+                         "and run again to rebuild it") from None
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike, sha256: str | None) -> torch.nn.Module:
     """Load safetensors weights into ``model`` after checking the pinned sha256."""
-    from safetensors.torch import load_file
     verify_sha256(path, sha256)
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(read_tensors(path))
     return model.eval()

@@ -1,6 +1,7 @@
 # Config resolution and validation (config/schema.yaml), names, and the job specs of each stage.
 import importlib.util
 import json
+import os
 import shlex
 import sys
 
@@ -38,10 +39,27 @@ def spec(builder, *names):
     return json.dumps(builder(config, *names), sort_keys=True)
 
 
+def shipped(files):
+    """Shipped weight files (paths relative to the checkout) as inputs: a missing one stops the run while the
+    DAG is built, named (no rule makes it, so Snakemake would otherwise fall back to a catch-all rule)."""
+    paths = [str(suite_config.ROOT / f) for f in files]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise FileNotFoundError(f"shipped weights missing: {', '.join(missing)}; restore them (git checkout -- FILE) "
+                                "or retrain them (snakemake --cores all retrain) and install the result")
+    return paths
+
+
 def feature_weights(wildcards=None):
     """The weights file of the metric feature network (an input of scoring), if it has one."""
     name = config["features"].get("checkpoint")
-    return [str(suite_config.ROOT / suite_config.checkpoint(name)["path"])] if name else []
+    return shipped([suite_config.checkpoint(name)["path"]]) if name else []
+
+
+def solve_weights(wildcards):
+    """The weights a solve reads; a (task, solver) pair the config does not run is refused with the reason."""
+    suite_config.require_pair(config, wildcards.task, wildcards.solver)
+    return shipped(suite_config.prior_files(config, wildcards.solver, wildcards.task))
 
 
 def table_records(wildcards):
@@ -51,6 +69,11 @@ def table_records(wildcards):
         f"results/score/{PROFILE}/{task}/{solver}/record.json"
         for task, solver in suite_config.table_pairs(config, name)
     ]
+
+
+class Wildcards(dict):
+    """Named wildcards for calling an input function by hand."""
+    __getattr__ = dict.__getitem__
 
 
 def unknown(**names):
@@ -64,6 +87,10 @@ def unknown(**names):
                              f"{', '.join(suite_config.profiles())})")
         for kind, wildcard in names.items():
             suite_config.require(config, kind, wildcards[wildcard])
-        return []
+        if wildcards.get("task_name") and wildcards.get("solver_name"):   # known names: say why no rule applies
+            pair = Wildcards(task=wildcards.task_name, solver=wildcards.solver_name)
+            solve_weights(pair)
+            feature_weights()
+        raise ValueError(f"no rule makes this target with the {PROFILE!r} profile")
 
     return fail

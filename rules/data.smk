@@ -24,8 +24,8 @@ rule fetch_dataset:
         runtime=240,
         mem_mb=2000,
     shell:
-        "{SUITE} --threads {threads} fetch --key {wildcards.key} --resource {params.resource:q} "
-        "--dest resources/datasets --lock {LOCK} 2> {log}"
+        "{SUITE} --threads {threads} fetch --key {wildcards.key:q} --resource {params.resource:q} "
+        "--dest resources/datasets --lock {LOCK:q} 2> {log:q}"
 
 
 rule degrade:
@@ -37,9 +37,9 @@ rule degrade:
         "logs/degrade/{profile}/{task}.log",
     params:
         spec=lambda wc: spec(suite_config.degrade_spec, wc.task),
-        dataset=lambda wc, input: f"--dataset-file {input[0]}" if input else "",
+        dataset=lambda wc, input: ["--dataset-file", input[0]] if input else [],
     resources:
         runtime=10,
         mem_mb=4000,
     shell:
-        "{SUITE} --threads {threads} degrade --spec {params.spec:q} --out {output} {params.dataset} 2> {log}"
+        "{SUITE} --threads {threads} degrade --spec {params.spec:q} --out {output:q} {params.dataset:q} 2> {log:q}"

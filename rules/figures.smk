@@ -26,14 +26,14 @@ rule restoration_figure:
     params:
         spec=lambda wc: spec(suite_config.restoration_spec, wc.task),
     shell:
-        "{SUITE} --threads {threads} figure restoration --spec {params.spec:q} --degraded {input.degraded} --out {output} "
-        "--samples {input.samples} 2> {log}"
+        "{SUITE} --threads {threads} figure restoration --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} "
+        "--samples {input.samples:q} 2> {log:q}"
 
 
 rule calibration_figure:
     input:
         degraded=f"results/degraded/{PROFILE}/{{task}}.safetensors",
-        prior=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.prior_files(config, "latino_pro")],
+        prior=lambda wc: shipped(suite_config.prior_files(config, "latino_pro")),
     output:
         report("results/figures/prompt_calibration_{task}.png", caption="../report/captions/calibration.rst",
                category="Figures", labels={"figure": "prompt calibration {task}"}),
@@ -43,12 +43,12 @@ rule calibration_figure:
         spec=lambda wc: spec(suite_config.calibration_spec, wc.task),
     threads: workflow.cores
     shell:
-        "{SUITE} --threads {threads} figure calibration --spec {params.spec:q} --degraded {input.degraded} --out {output} 2> {log}"
+        "{SUITE} --threads {threads} figure calibration --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} 2> {log:q}"
 
 
 rule prior_gate:
     input:
-        lambda wc: [str(suite_config.ROOT / f) for f in prior_files(wc.prior)],
+        lambda wc: shipped(prior_files(wc.prior)),
     output:
         figure=report("results/figures/prior_samples_{prior}.png", caption="../report/captions/prior_samples.rst",
                       category="Figures", labels={"figure": "prior samples {prior}"}),
@@ -61,4 +61,4 @@ rule prior_gate:
         runtime=60,
         mem_mb=8000,
     shell:
-        "{RUN} ipbench.priors.gates {wildcards.prior} --figure {output.figure} > {output.gate} 2> {log}"
+        "{RUN} ipbench.priors.gates {wildcards.prior:q} --figure {output.figure:q} > {output.gate:q} 2> {log:q}"

@@ -3,10 +3,12 @@
 # results/retrain/; compare it, then copy it over the shipped one and update its sha256.
 import yaml
 
-from ipbench.priors.registry import prior_files, train_cli_args
+from ipbench.priors.registry import check_train_args, prior_files, train_cli_tokens
 
 CHECKPOINTS = yaml.safe_load(open(f"{workflow.basedir}/config/checkpoints.yaml"))
 TRAINABLE = [k for k, v in CHECKPOINTS.items() if "train" in v]
+for _name in TRAINABLE:        # they become arguments of the retrain commands: checked before any job
+    check_train_args(CHECKPOINTS[_name]["train"]["args"], f"config/checkpoints.yaml, {_name}: train.args")
 
 
 rule retrain:
@@ -25,9 +27,9 @@ rule train_network:
         net="|".join(TRAINABLE),
     params:
         module=lambda wc: CHECKPOINTS[wc.net]["train"]["module"],
-        args=lambda wc: train_cli_args(CHECKPOINTS[wc.net]["train"]["args"]),
+        args=lambda wc: train_cli_tokens(CHECKPOINTS[wc.net]["train"]["args"]),
     resources:
         runtime=120,
         mem_mb=8000,
     shell:
-        "{RUN} {params.module} --out {output} {params.args} 2> {log}"
+        "{RUN} {params.module:q} --out {output:q} {params.args:q} 2> {log:q}"

@@ -18,8 +18,8 @@ rule score:
         runtime=20,
         mem_mb=8000,
     shell:
-        "{SUITE} --threads {threads} score --spec {params.spec:q} --degraded {input.degraded} "
-        "--samples {input.samples} --meta {input.meta} --out {output} 2> {log}"
+        "{SUITE} --threads {threads} score --spec {params.spec:q} --degraded {input.degraded:q} "
+        "--samples {input.samples:q} --meta {input.meta:q} --out {output:q} 2> {log:q}"
 
 
 rule unknown_record:

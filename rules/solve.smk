@@ -4,7 +4,7 @@
 rule solve:
     input:
         degraded="results/degraded/{profile}/{task}.safetensors",
-        prior=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.prior_files(config, wc.solver, wc.task)],
+        prior=solve_weights,
     output:
         samples="results/solve/{profile}/{task}/{solver}/samples.safetensors",
         meta="results/solve/{profile}/{task}/{solver}/meta.json",
@@ -19,5 +19,5 @@ rule solve:
         runtime=60,
         mem_mb=8000,
     shell:
-        "{SUITE} --threads {threads} solve --spec {params.spec:q} --degraded {input.degraded} "
-        "--samples {output.samples} --meta {output.meta} 2> {log}"
+        "{SUITE} --threads {threads} solve --spec {params.spec:q} --degraded {input.degraded:q} "
+        "--samples {output.samples:q} --meta {output.meta:q} 2> {log:q}"

@@ -18,8 +18,8 @@ rule table:
         runtime=5,
         mem_mb=2000,
     shell:
-        "{SUITE} --threads {threads} table --spec {params.spec:q} --paper-numbers {input.paper} "
-        "--out {output.md} --csv {output.csv} {input.records} 2> {log}"
+        "{SUITE} --threads {threads} table --spec {params.spec:q} --paper-numbers {input.paper:q} "
+        "--out {output.md:q} --csv {output.csv:q} {input.records:q} 2> {log:q}"
 
 
 rule bench:
@@ -35,7 +35,7 @@ rule bench:
         runtime=5,
         mem_mb=2000,
     shell:
-        "{SUITE} --threads {threads} bench --spec {params.spec:q} --out {output} {input.records} 2> {log}"
+        "{SUITE} --threads {threads} bench --spec {params.spec:q} --out {output:q} {input.records:q} 2> {log:q}"
 
 
 def unknown_table_name(wildcards):
@@ -44,7 +44,12 @@ def unknown_table_name(wildcards):
     if wildcards.name not in grids and wildcards.name not in config["tables"]:
         valid = ", ".join(sorted(config["tables"]) + grids)
         raise ValueError(f"unknown table {wildcards.name!r}; valid tables: {valid}")
-    return []
+    if wildcards.name in config["tables"]:        # a known table whose runs cannot be planned: say why
+        feature_weights()
+        for task, solver in suite_config.table_pairs(config, wildcards.name):
+            solve_weights(Wildcards(task=task, solver=solver))
+    name = wildcards.name
+    raise ValueError(f"no rule makes results/table_{name}.md with the {PROFILE!r} profile")
 
 
 rule unknown_table:
@@ -74,5 +79,5 @@ rule calibration_report:
         runtime=5,
         mem_mb=2000,
     shell:
-        "{SUITE} --threads {threads} calibration --spec {params.spec:q} --out {output} "
-        "--degraded {input.degraded} --records {input.records} --samples {input.samples} 2> {log}"
+        "{SUITE} --threads {threads} calibration --spec {params.spec:q} --out {output:q} "
+        "--degraded {input.degraded:q} --records {input.records:q} --samples {input.samples:q} 2> {log:q}"

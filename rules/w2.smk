@@ -15,13 +15,13 @@ rule w2_degrade:
     params:
         spec=lambda wc: spec(suite_config.w2_degrade_spec, wc.grid),
     shell:
-        "{SUITE} degrade --spec {params.spec:q} --out {output} 2> {log}"
+        "{SUITE} degrade --spec {params.spec:q} --out {output:q} 2> {log:q}"
 
 
 rule w2_cell:
     input:
         degraded="results/w2/{profile}/{grid}/degraded.safetensors",
-        weights=lambda wc: [str(suite_config.ROOT / f) for f in suite_config.w2_files(config, wc.grid, wc.K)],
+        weights=lambda wc: shipped(suite_config.w2_files(config, wc.grid, wc.K)),
     output:
         "results/w2/{profile}/{grid}/K{K}.json",
     log:
@@ -33,8 +33,8 @@ rule w2_cell:
         runtime=120,
         mem_mb=8000,
     shell:
-        "{SUITE} --threads {threads} w2cell --spec {params.spec:q} --degraded {input.degraded} "
-        "--out {output} 2> {log}"
+        "{SUITE} --threads {threads} w2cell --spec {params.spec:q} --degraded {input.degraded:q} "
+        "--out {output:q} 2> {log:q}"
 
 
 rule w2_table:
@@ -51,8 +51,8 @@ rule w2_table:
     params:
         spec=lambda wc: spec(suite_config.w2_table_spec, wc.grid),
     shell:
-        "{SUITE} w2table --spec {params.spec:q} --paper-numbers {input.paper} --out {output.md} --csv {output.csv} "
-        "{input.cells} 2> {log}"
+        "{SUITE} w2table --spec {params.spec:q} --paper-numbers {input.paper:q} --out {output.md:q} --csv {output.csv:q} "
+        "{input.cells:q} 2> {log:q}"
 
 
 ruleorder: w2_table > unknown_table
@@ -64,8 +64,7 @@ POSTERIOR_GRIDS = [g for g in W2_GRIDS if suite_config.w2_figure_spec(config, g)
 rule posterior_figure:
     input:
         degraded="results/w2/" + PROFILE + "/{grid}/degraded.safetensors",
-        weights=lambda wc: [str(suite_config.ROOT / f) for f in
-                            suite_config.w2_files(config, wc.grid, config["w2_grids"][wc.grid]["figure"]["K"])],
+        weights=lambda wc: shipped(suite_config.w2_files(config, wc.grid, config["w2_grids"][wc.grid]["figure"]["K"])),
     output:
         report("results/figures/posterior_{grid}.png", caption="../report/captions/posterior.rst", category="Figures",
                labels={"figure": "posterior {grid}"}),
@@ -74,4 +73,4 @@ rule posterior_figure:
     params:
         spec=lambda wc: spec(suite_config.w2_figure_spec, wc.grid),
     shell:
-        "{SUITE} figure posterior --spec {params.spec:q} --degraded {input.degraded} --out {output} 2> {log}"
+        "{SUITE} figure posterior --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} 2> {log:q}"

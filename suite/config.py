@@ -27,6 +27,20 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def read_yaml(path: Path) -> dict:
+    """A config file as a mapping; a missing file or a YAML error names the file and the line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no config file at {path}")
+    try:
+        out = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(out, dict):
+        raise ValueError(f"{path} does not hold a mapping of config keys")
+    return out
+
+
 def resolve(cfg: dict, config_dir: Path = CONFIG_DIR) -> dict:
     """Apply ``extends`` chains."""
     cfg = dict(cfg)
@@ -36,7 +50,7 @@ def resolve(cfg: dict, config_dir: Path = CONFIG_DIR) -> dict:
     path = config_dir / parent
     if not path.exists():
         raise FileNotFoundError(f"config extends {parent!r}, but {path} does not exist")
-    return deep_merge(resolve(yaml.safe_load(path.read_text()), config_dir), cfg)
+    return deep_merge(resolve(read_yaml(path), config_dir), cfg)
 
 
 def _fill_defaults(validator_cls):
@@ -105,6 +119,11 @@ def _cross_check(cfg: dict) -> list[str]:
         out += [_unknown("task", t, f"tables/{tname}/tasks", cfg["tasks"]) for t in table["tasks"] if t not in cfg["tasks"]]
         out += [_unknown("solver", x, f"tables/{tname}/solvers", cfg["solvers"]) for x in table["solvers"]
                 if x not in cfg["solvers"]]
+    for tname, task in cfg["tasks"].items():
+        factor = task["operator"].get("factor") if task["operator"]["name"] == "downsampling" else None
+        if factor and task["image_size"] % factor:
+            out.append(f"tasks/{tname}: the down-sampling factor {factor} does not divide image_size "
+                       f"{task['image_size']}")
     for bname, bench in cfg.get("benches", {}).items():
         if bench["table"] not in cfg["tables"]:
             out.append(_unknown("table", bench["table"], f"benches/{bname}/table", cfg["tables"]))
@@ -119,19 +138,21 @@ def profiles(config_dir: Path = CONFIG_DIR) -> list[str]:
 
 
 def select(cfg: dict, config_dir: Path = CONFIG_DIR) -> dict:
-    """The full config of a Snakemake run: ``--configfile X`` as given, or ``--config profile=NAME``
-    alone standing for config/NAME.yaml; then resolved and checked."""
-    if set(cfg) == {"profile"}:
+    """The full config of a Snakemake run: ``--configfile X`` as given (it may extend a profile), or
+    ``--config profile=NAME [key=value ...]`` standing for config/NAME.yaml with those keys overridden (no
+    profile: ``embedded``); then resolved and checked."""
+    if "tasks" not in cfg and "extends" not in cfg:      # --config [profile=NAME] [key=value ...]: onto a profile
+        cfg = {"profile": "embedded", **cfg}
         name = cfg["profile"]
         if name not in profiles(config_dir):
             raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(profiles(config_dir))}")
-        cfg = yaml.safe_load((config_dir / f"{name}.yaml").read_text())
+        cfg = deep_merge(read_yaml(config_dir / f"{name}.yaml"), cfg)
     return check(resolve(cfg, config_dir))
 
 
 def load(path: str | Path) -> dict:
     path = Path(path)
-    return check(resolve(yaml.safe_load(path.read_text()), path.parent))
+    return check(resolve(read_yaml(path), path.parent))
 
 
 def require(cfg: dict, kind: str, name: str) -> dict:
@@ -191,6 +212,24 @@ def applies(cfg: dict, task: str, solver: str) -> bool:
     if kind == "bridge":                      # a bridge is trained per task: only the tasks that have one
         return task in cfg.get("priors", {}).get("bridge", {})
     return not kind or FAMILY_OF_PRIOR[kind] == require(cfg, "tasks", task).get("family", "pixel")
+
+
+def require_pair(cfg: dict, task: str, solver: str) -> None:
+    """An error saying why, when the config does not run ``solver`` on ``task`` (a target asked for it)."""
+    require(cfg, "tasks", task)
+    s = require(cfg, "solvers", solver)
+    if applies(cfg, task, solver):
+        return
+    kind = prior_kind(module_name(cfg, solver))
+    family = require(cfg, "tasks", task).get("family", "pixel")
+    if s.get("tasks") is not None and task not in s["tasks"]:
+        why = f"the row runs only on {', '.join(s['tasks'])} (its `tasks`)"
+    elif kind == "bridge":
+        why = "no bridge network is trained for that task (config key priors.bridge)"
+    else:
+        why = f"its prior is a {kind} prior ({FAMILY_OF_PRIOR[kind]} family) and the task is of the {family} family"
+    runs = [x for x in cfg["solvers"] if applies(cfg, task, x)]
+    raise ValueError(f"solver {solver!r} does not run on task {task!r}: {why}; solvers for {task!r}: {', '.join(runs)}")
 
 
 def table_pairs(cfg: dict, name: str) -> list[tuple[str, str]]:

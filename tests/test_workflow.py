@@ -98,7 +98,10 @@ def test_smoke_table_and_nothing_left_to_do(smoke_run):
     assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
-def test_killed_run_resumes_without_redoing_finished_jobs(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_without_redoing_finished_jobs(tmp_path, sig):
+    """SIGTERM: the same command finishes the run. SIGKILL of the whole process group (kill -9, an OOM, a lost
+    node) leaves Snakemake's lock behind: the README's recovery, ``--unlock`` then the same command."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "--cores", "1", "--config", "profile=smoke", "--", "results/table_sr4.md"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -106,12 +109,17 @@ def test_killed_run_resumes_without_redoing_finished_jobs(tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and len(list(records.glob("*/*/record.json"))) < 2:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGTERM)
+    os.killpg(proc.pid, sig)
     proc.wait(timeout=60)
     assert not (tmp_path / "results/table_sr4.md").exists()
     finished = list(records.glob("*/*/record.json"))       # what survived the kill is complete
     assert finished, "no job finished before the kill"
     stamp = {p: p.stat().st_mtime_ns for p in finished}
+    if sig == signal.SIGKILL:
+        again = subprocess.run(cmd, capture_output=True, text=True)
+        assert again.returncode != 0 and "cannot be locked" in again.stdout + again.stderr
+        unlock = subprocess.run(cmd[:-2] + ["--unlock", "--"] + cmd[-1:], capture_output=True, text=True)
+        assert unlock.returncode == 0, unlock.stderr[-2000:]
     out = subprocess.run(cmd, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "results/table_sr4.md").exists()
