@@ -81,7 +81,6 @@ def fetch(key: str, res: dict, dest_dir: str | os.PathLike, lock: Lock, endpoint
     """Return the verified local path of resource ``key`` (``dest_dir/key/<file name>``, or
     ``dest_dir/path`` when given), downloading it first if it is absent."""
     dest = Path(dest_dir) / (path if path is not None else Path(key) / local_name(res))
-    expected = res.get("sha256") or lock.get(key)
     if res.get("sha256") and lock.get(key) and res["sha256"] != lock.get(key):
         raise ChecksumError(f"{key}: the pinned sha256 {res['sha256']} differs from the lock file's {lock.get(key)}")
     if not dest.exists():
@@ -94,11 +93,24 @@ def fetch(key: str, res: dict, dest_dir: str | os.PathLike, lock: Lock, endpoint
             _download(url, dest)
         except OSError as err:
             raise ConnectionError(f"{key}: could not download {url}: {err}") from None
-    got = sha256_of(dest)
+    return verify(key, res, dest, lock)
+
+
+def verify(key: str, res: dict, path: str | os.PathLike, lock: Lock) -> Path:
+    """Check a local file of resource ``key`` against its pinned sha256, or the one the lock file recorded when
+    it was first fetched (recording it now if there is neither): on every use, not only on download, so a
+    hand-placed or later-damaged file is caught before it is read."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{key}: no file at {path}")
+    expected = res.get("sha256") or lock.get(key)
+    if res.get("sha256") and lock.get(key) and res["sha256"] != lock.get(key):
+        raise ChecksumError(f"{key}: the pinned sha256 {res['sha256']} differs from the lock file's {lock.get(key)}")
+    got = sha256_of(path)
     if expected is None:
         lock.record(key, got)
     elif got != expected:
-        raise ChecksumError(f"checksum mismatch for {dest} ({key}): expected sha256 {expected}, got {got}. "
+        raise ChecksumError(f"checksum mismatch for {path} ({key}): expected sha256 {expected}, got {got}. "
                             "Delete the file to fetch it again, or check the source.")
-    return dest
+    return path
 

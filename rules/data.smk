@@ -37,7 +37,7 @@ rule degrade:
         "logs/degrade/{profile}/{task}.log",
     params:
         spec=lambda wc: spec(suite_config.degrade_spec, wc.task),
-        dataset=lambda wc, input: ["--dataset-file", input[0]] if input else [],
+        dataset=lambda wc, input: ["--dataset-file", input[0], "--lock", LOCK] if input else [],
     resources:
         runtime=10,
         mem_mb=4000,

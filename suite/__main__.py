@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("degrade", help="draw the measurements of a task")
     p.add_argument("--spec", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--dataset-file", help="verified dataset file (paper profile)")
+    p.add_argument("--dataset-file", help="dataset file (paper profile), checked against its sha256 before use")
+    p.add_argument("--lock", help="lock file of the sha256s recorded on first download (default: config/checksums.lock)")
     p = sub.add_parser("solve", help="run a solver on a task's measurements")
     p.add_argument("--spec", required=True)
     p.add_argument("--degraded", required=True)
@@ -100,7 +101,7 @@ def main(argv=None) -> int:
             from ipbench.datasets.fetch import Lock, fetch
             print(fetch(args.key, json.loads(args.resource), args.dest, Lock(args.lock)))
         elif args.stage == "degrade":
-            stages.degrade(spec, args.out, args.dataset_file)
+            stages.degrade(spec, args.out, args.dataset_file, args.lock)
         elif args.stage == "solve":
             stages.solve(spec, args.degraded, args.samples, args.meta)
         elif args.stage == "score":

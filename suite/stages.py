@@ -27,20 +27,27 @@ from .seeding import generators, seed_for
 log = logging.getLogger("suite")
 
 
-def _load_truth(spec: dict, dataset_file: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_truth(spec: dict, dataset_file: str | None, lock: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     if spec["data"]["kind"] == "embedded_digits":
         return digits("test", spec["task_spec"]["image_size"], spec["n_images"])
+    from ipbench.datasets.fetch import Lock, verify
     from ipbench.datasets.paper import load_images
     if dataset_file is None:
         raise FileNotFoundError(f"task {spec['task']!r} reads a paper dataset: pass its verified file")
-    x = load_images(spec["dataset"], dataset_file, spec["n_images"])
+    recipe = spec["dataset"]
+    verify(recipe["key"], {**recipe["source"], **({"sha256": recipe["sha256"]} if recipe.get("sha256") else {})},
+           dataset_file, Lock(lock or ROOT / "config" / "checksums.lock"))
+    try:
+        x = load_images(recipe, dataset_file, spec["n_images"])
+    except Exception as err:
+        raise ValueError(f"could not read the images of {recipe['key']} from {dataset_file}: {err}") from None
     return x, torch.full((len(x),), -1)
 
 
-def degrade(spec: dict, out: str, dataset_file: str | None = None) -> None:
+def degrade(spec: dict, out: str, dataset_file: str | None = None, lock: str | None = None) -> None:
     """Draw y = A(x) + sigma_y n for the first ``n_images`` test images of a task (seeded per image)."""
     task, name = spec["task_spec"], spec["task"]
-    x, labels = _load_truth(spec, dataset_file)
+    x, labels = _load_truth(spec, dataset_file, lock)
     index = np.arange(len(x))
     op = physics.build_operator(task["operator"], x.shape[1:], task["sigma_y"])
     y = op.measure(x.double(), generators(spec["profile"], name, "measure", index)).float()

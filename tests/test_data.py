@@ -3,6 +3,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import json
 import threading
 import zipfile
 from functools import partial
@@ -135,3 +136,28 @@ def test_paper_loaders_zip_and_idx(tmp_path):
     idx.write_bytes(gzip.compress(header + bytes(range(256)) * 6 + bytes(1568 - 1536)))
     m = load_images({"format": "idx", "image_size": 32}, idx, 2)
     assert m.shape == (2, 1, 32, 32) and m[0, 0, 2, 3] == pytest.approx(1 / 255)
+
+
+def test_a_paper_dataset_is_checked_every_time_it_is_read(tmp_path):
+    """The degrade stage checks a paper dataset file before reading it: the first use records its sha256 in the
+    lock file, a later change (a corrupt or swapped file) is refused naming it, and an unreadable file is named."""
+    from ipbench.priors.store import ChecksumError
+    from ipbench.suite import stages
+    idx = tmp_path / "t10k.gz"
+    header = np.array([2051, 4, 28, 28], dtype=">i4").tobytes()
+    idx.write_bytes(gzip.compress(header + bytes(range(256)) * 12 + bytes(4 * 784 - 3072)))
+    spec = {"profile": "p", "task": "mnist_sr", "n_images": 2, "data": {"kind": "paper_datasets"},
+            "task_spec": {"image_size": 32, "sigma_y": 0.01, "operator": {"name": "downsampling", "factor": 2}},
+            "dataset": {"key": "mnist_test", "source": {"url": "http://x/t10k.gz"}, "format": "idx", "image_size": 32}}
+    lock = tmp_path / "checksums.lock"
+    stages.degrade(spec, str(tmp_path / "a.safetensors"), str(idx), str(lock))
+    assert json.loads(lock.read_text())["mnist_test"] == hashlib.sha256(idx.read_bytes()).hexdigest()
+    idx.write_bytes(gzip.compress(header + bytes(4 * 784)))               # swapped after the first use
+    with pytest.raises(ChecksumError, match=f"checksum mismatch for {idx} \\(mnist_test\\)"):
+        stages.degrade(spec, str(tmp_path / "b.safetensors"), str(idx), str(lock))
+    assert not (tmp_path / "b.safetensors").exists()
+    garbage = tmp_path / "g.gz"
+    garbage.write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match=f"could not read the images of other from {garbage}"):
+        stages.degrade({**spec, "dataset": {**spec["dataset"], "key": "other"}}, str(tmp_path / "c.safetensors"),
+                       str(garbage), str(lock))
