@@ -41,7 +41,7 @@ rule calibration_figure:
         "logs/figures/prompt_calibration_{task}.log",
     params:
         spec=lambda wc: spec(suite_config.calibration_spec, wc.task),
-    threads: workflow.cores
+    threads: 64  # every core: Snakemake caps a rule's threads at --cores
     shell:
         "{SUITE} --threads {threads} figure calibration --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} 2> {log:q}"
 
