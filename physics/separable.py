@@ -5,6 +5,12 @@ down-sampling, and the video operator (temporal pooling then spatial down-sampli
 Kronecker products of small 1-D matrices. The SVD of a Kronecker product is the Kronecker
 product of the 1-D SVDs, so every such operator gets an exact SVD, a closed-form prox and a
 pseudo-inverse for free (DDRM's ``H_functions`` use the same construction).
+
+Where singular values repeat (a symmetric circular blur pairs frequencies k and n - k; block averaging has
+one singular value), LAPACK may return any orthonormal basis of the repeated subspace, and which one
+depends on the library build and the processor. Samplers that draw noise in spectral coordinates (DDRM)
+would then give different images on different machines. ``canonical_svd`` therefore fixes one basis per
+subspace, computed from the subspace alone, so the operator is the same everywhere (up to rounding).
 """
 from __future__ import annotations
 
@@ -55,6 +61,49 @@ def filter_then_decimate(kernel: torch.Tensor, n: int, factor: int, padding: str
     return out.squeeze(1).T[::factor].contiguous()                 # (n/factor) x n
 
 
+def _canonical_basis(B: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+    """An orthonormal basis of span(B) that depends on the subspace only: the QR factor (diag R > 0) of the
+    projector B B^T applied to a fixed probe matrix with as many columns as B."""
+    Q, R = torch.linalg.qr((B @ B.T) @ probe)
+    return Q * torch.sign(torch.diagonal(R))
+
+
+def _groups(s: torch.Tensor, tol: float) -> list[range]:
+    """Runs of equal values (within ``tol``) in the non-increasing vector ``s``."""
+    runs, start = [], 0
+    for i in range(1, s.numel() + 1):
+        if i == s.numel() or s[i - 1] - s[i] > tol:
+            runs.append(range(start, i))
+            start = i
+    return runs
+
+
+def canonical_svd(M: torch.Tensor, rtol: float = 1e-9) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """M = U diag(s) V^T (float64; U: m x m, s: n entries, zero past min(m, n), V: n x n) with a basis of each
+    repeated singular subspace that does not depend on the LAPACK build: V's basis is canonical (see
+    ``_canonical_basis``) and U's columns follow it (U_g <- U_g V_g^T V_g', so that M v = s u still holds).
+    The left null space (m > n, or s = 0) gets its own canonical basis."""
+    M = M.to(torch.float64)
+    m, n = M.shape
+    U, s, Vh = torch.linalg.svd(M, full_matrices=True)
+    V = Vh.T.clone()
+    s_full = torch.zeros(n, dtype=torch.float64)
+    s_full[: s.numel()] = s
+    tol = rtol * max(float(s_full[0]), 1.0)
+    probe = torch.randn(max(m, n), max(m, n), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    left_null = [i for i in range(m) if i >= n or s_full[i] <= tol]
+    for g in _groups(s_full, tol):
+        idx = list(g)
+        Vg = _canonical_basis(V[:, idx], probe[:n, idx])
+        paired = [i for i in idx if i < m and s_full[i] > tol]
+        if paired:
+            U[:, paired] = U[:, paired] @ (V[:, paired].T @ Vg)
+        V[:, idx] = Vg
+    if left_null:
+        U[:, left_null] = _canonical_basis(U[:, left_null], probe[:m, left_null])
+    return U, s_full, V
+
+
 class KroneckerOperator(SVDOperator):
     """x -> M_a x along each listed axis a (axes counted from the end, e.g. -1 for W).
 
@@ -68,10 +117,7 @@ class KroneckerOperator(SVDOperator):
         self.matrices = {int(a): M.to(torch.float64) for a, M in matrices.items()}
         self._svd = {}
         for a, M in self.matrices.items():
-            U, s, Vh = torch.linalg.svd(M, full_matrices=True)
-            s_full = torch.zeros(M.shape[1], dtype=torch.float64)
-            s_full[: s.numel()] = s
-            self._svd[a] = (U, s_full, Vh.T)
+            self._svd[a] = canonical_svd(M)
         self._singulars = None
 
     def _apply(self, x, which):

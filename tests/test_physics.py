@@ -217,3 +217,52 @@ def test_axis_mask_zeroes_small_one_dimensional_singular_values():
     mask = op.axis_mask(0.03).expand(1, 32, 32)
     assert int((mask == 0).sum()) == 2 * 32 + 32 * 2 - 4
     assert torch.equal(op.axis_mask(0.0).expand(1, 32, 32), torch.ones(1, 32, 32, dtype=torch.float64))
+
+
+def _random_orthogonal(k, g):
+    q, r = torch.linalg.qr(torch.randn(k, k, dtype=torch.float64, generator=g))
+    return q * torch.sign(torch.diagonal(r))
+
+
+@pytest.mark.parametrize("matrix", ["circular_gaussian", "block_average", "tall", "bicubic"])
+def test_canonical_svd_does_not_depend_on_the_lapack_basis(matrix, monkeypatch):
+    """Another LAPACK build may return any orthonormal basis of a repeated singular subspace (and any sign of a
+    single vector). Feed canonical_svd such a basis (random rotations of the groups, U turned with V) and get
+    the same U, s, V back, still an exact SVD of the dense matrix."""
+    from ipbench.physics.separable import (block_average, canonical_svd, circulant, filter_then_decimate,
+                                           _groups)
+    k = torch.exp(-torch.arange(-2, 3, dtype=torch.float64) ** 2 / 6.0)
+    M = {"circular_gaussian": circulant(k / k.sum(), 32), "block_average": block_average(32, 4),
+         "tall": block_average(16, 4).T, "bicubic": filter_then_decimate(k / k.sum(), 16, 2)}[matrix]
+    U0, s0, V0 = canonical_svd(M)
+    assert any(len(g) > 1 for g in _groups(s0, 1e-9)), "the case must have a repeated singular value"
+    real_svd, g = torch.linalg.svd, torch.Generator().manual_seed(7)
+
+    def other_build(A, full_matrices=True):
+        U, s, Vh = real_svd(A, full_matrices=full_matrices)
+        V, m, n = Vh.T.clone(), *A.shape
+        s_full = torch.cat([s, s.new_zeros(n - s.numel())])
+        for grp in _groups(s_full, 1e-9):
+            idx = list(grp)
+            Q = _random_orthogonal(len(idx), g)
+            V[:, idx] = V[:, idx] @ Q
+            paired = [i for i in idx if i < m and s_full[i] > 1e-9]
+            U[:, paired] = U[:, paired] @ Q[: len(paired), : len(paired)] if len(paired) == len(idx) else U[:, paired]
+        rest = [i for i in range(m) if i >= n or s_full[i] <= 1e-9]
+        if rest:
+            U[:, rest] = U[:, rest] @ _random_orthogonal(len(rest), g)
+        return U, s, V.T
+
+    monkeypatch.setattr(torch.linalg, "svd", other_build)
+    U1, s1, V1 = canonical_svd(M)
+    assert not torch.allclose(other_build(M)[2].T, V0, atol=1e-6)         # the stand-in build does differ
+    np.testing.assert_allclose(V1.numpy(), V0.numpy(), atol=1e-10)
+    np.testing.assert_allclose(U1.numpy(), U0.numpy(), atol=1e-10)
+    np.testing.assert_allclose(s1.numpy(), s0.numpy(), atol=1e-12)
+    m, n = M.shape
+    S = torch.zeros(m, n, dtype=torch.float64)
+    r = min(m, n)
+    S[range(r), range(r)] = s1[:r]
+    np.testing.assert_allclose((U1 @ S @ V1.T).numpy(), M.numpy(), atol=1e-12)
+    np.testing.assert_allclose((V1.T @ V1).numpy(), np.eye(n), atol=1e-12)
+    np.testing.assert_allclose((U1.T @ U1).numpy(), np.eye(m), atol=1e-12)
