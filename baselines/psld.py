@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 
-from ipbench.methods.latino import GENERIC_PROMPT
 from ipbench.physics.base import standard_normal
 from ipbench.priors.diffusion import ddim_step, ldm_steps, tweedie
 
@@ -29,7 +28,7 @@ def latent_posterior_sampling(y, op, prior, generator, prompts, steps: int, omeg
     """The LDPS / PSLD loop (gamma = 0 is LDPS). ``update_prompt(z_t, t, abar_t, c) -> c``, called before
     each step, lets P2L move the prompt embedding."""
     B = y.shape[0]
-    c = prior.embed(list(prompts or [GENERIC_PROMPT] * B))
+    c = prior.embed(list(prompts or [prior.generic_prompt] * B))
     z = prior.noise_like_latents(op, y, generator)
     Aty = op.A_adjoint(y) if gamma else None
     for t, a_t, a_next in ldm_steps(prior.abar, steps):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import torch
 
 from ipbench.physics.base import conjugate_gradient, standard_normal
-from ipbench.methods.latino import GENERIC_PROMPT
 from ipbench.priors.diffusion import ddim_step, ldm_steps, tweedie
 
 PAPER_NAME = "TReg"
@@ -50,7 +49,7 @@ def solve(y, op, prior, *, generator=None, prompts=None, null_prompt: str = "", 
           w: float = 4.0, cg_lambda: float = 1e-4, cg_steps: int = 5, dc_every: int = 3, dc_until: int = 170,
           adaptive_negation_on: bool = True, null_lr: float = 8e-4, null_iters: int = 10) -> torch.Tensor:
     B = y.shape[0]
-    c = prior.embed(list(prompts or [GENERIC_PROMPT] * B))
+    c = prior.embed(list(prompts or [prior.generic_prompt] * B))
     uc = prior.embed([null_prompt] * B)
     z = prior.noise_like_latents(op, y, generator)
     for k, (t, a_t, a_next) in enumerate(ldm_steps(prior.abar, steps)):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ipbench.priors.store import ChecksumError, sha256_of
+from ipbench.store.files import ChecksumError, sha256_of
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 

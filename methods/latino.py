@@ -24,7 +24,6 @@ import torch
 
 from ipbench.physics.base import standard_normal
 from ipbench.priors.diffusion import add_noise
-from ipbench.priors.latent_dm import GENERIC_PROMPT   # the starting prompt unless the config gives one
 
 PAPER_NAME = "LATINO"
 STEPS = {8: [999, 874, 749, 624, 499, 374, 249, 124], 4: [999, 749, 499, 249]}
@@ -69,7 +68,7 @@ def solve(y, op, prior, *, generator=None, prompts=None, steps: int = 8, delta: 
           init: str = "pinv", final: str = "prox") -> torch.Tensor:
     if steps not in STEPS:
         raise ValueError(f"steps must be one of {sorted(STEPS)}, got {steps}")
-    prompts = prompts or [GENERIC_PROMPT] * y.shape[0]
+    prompts = prompts or [prior.generic_prompt] * y.shape[0]  # the prior's own
     c = prior.embed(list(prompts))
 
     gamma = step_rule(op, y, prior, delta, delta_late, delta_rule, t_switch)

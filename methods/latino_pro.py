@@ -28,7 +28,7 @@ import torch
 
 from ipbench.priors.diffusion import tweedie
 from ipbench.priors.latent import consistency_output
-from .latino import GENERIC_PROMPT, STEPS, initial_estimate, latino_pass, step_rule
+from .latino import STEPS, initial_estimate, latino_pass, step_rule
 
 PAPER_NAME = "LATINO-PRO"
 
@@ -77,7 +77,7 @@ def calibrate(y, op, prior, *, generator=None, prompts=None, sapg_iterations: in
               delta_late: float | None = None, delta_rule: str = "constant", t_switch: int = 500,
               init: str = "pinv"):
     """The SAPG phase: (the image after the last 4-step pass, the calibrated token embeddings)."""
-    prompts = prompts or [GENERIC_PROMPT] * y.shape[0]
+    prompts = prompts or [prior.generic_prompt] * y.shape[0]
     c0 = prior.embed(list(prompts))
     c = c0.clone()
     gamma = step_rule(op, y, prior, delta, delta_late, delta_rule, t_switch)

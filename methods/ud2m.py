@@ -107,19 +107,21 @@ def adapt(prior, adapter: str, K: int) -> tuple[float, str]:
     """Put a shipped UD2M distillation on the prior (in place, once; with its fine-tuned RAM network as
     ``prior.ram`` if it was distilled with one); return its learnt lambda and its warm start."""
     from ipbench.priors.lora import load_adapter
-    psi, card = load_adapter(prior, adapter)
+    from ipbench.store.catalog import resolve
+    ck = resolve(adapter)
+    psi, card = load_adapter(prior, ck)
     if card.get("K") != K:
         raise ValueError(f"adapter {adapter!r} was distilled for K = {card.get('K')} modules, not K = {K}")
     if card.get("warm_start") == "ram":
         from ipbench.priors.ram import load_ram
-        prior.ram = load_ram(adapter, counter=prior)
+        prior.ram = load_ram(ck, counter=prior)
     return psi["lam"], card.get("warm_start", "pinv")
 
 
 @torch.no_grad()
 def solve(y, op, prior, *, generator=None, K: int = 3, N: int = 3, eta: float = 0.8, lam: float = 1.0,
           warm_start: str = "official", adapter: str | None = None, ram: str | None = None) -> torch.Tensor:
-    """``adapter``: a shipped UD2M distillation (LoRA + learnt lambda, ``priors/ud2m_distill.py``, and the
+    """``adapter``: a shipped UD2M distillation (LoRA + learnt lambda, ``training/ud2m_distill.py``, and the
     RAM network it was fine-tuned with) put on the prior; without it the modules run the plain prior (an
     untrained UD2M). ``ram``: a shipped RAM network for ``warm_start='ram'`` without such an adapter."""
     if K < 1 or N < 1:
@@ -128,7 +130,8 @@ def solve(y, op, prior, *, generator=None, K: int = 3, N: int = 3, eta: float = 
         lam, warm_start = adapt(prior, adapter, K)
     if ram is not None and getattr(prior, "ram", None) is None:
         from ipbench.priors.ram import load_ram
-        prior.ram = load_ram(ram, counter=prior)
+        from ipbench.store.catalog import resolve
+        prior.ram = load_ram(resolve(ram), counter=prior)
     abar, beta = prior.abar.to(y), betas().to(y)
     ts = time_grid(N)
     kind = official_warm_start(op) if warm_start == "official" else warm_start

@@ -34,8 +34,8 @@ class FeatureSpace:
 
 
 def _digit_net(spec: dict, device: str) -> FeatureSpace:
-    from ipbench.priors.digit_net import DigitNet
-    from ipbench.priors.store import load_weights
+    from ipbench.metrics.digit_net import DigitNet
+    from ipbench.store.files import load_weights
     net = load_weights(DigitNet(), spec["path"], spec.get("sha256")).to(device)
     scale = float(spec.get("feature_rms", 1.0))  # unit-RMS features: KID's cubic kernel expects O(1) inputs
     return FeatureSpace("digit_net", lambda b: net.features(b.to(device)) / scale,

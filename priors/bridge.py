@@ -95,28 +95,15 @@ def bridge_sample(prior: BridgePrior, x1: torch.Tensor, nfe: int, noise=None, co
     return x
 
 
-def train_bridge(net: torch.nn.Module, x0: torch.Tensor, x1: torch.Tensor, prior: BridgePrior, *, steps: int,
-                 batch_size: int = 32, lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0):
-    """Fit eps_theta on pairs (x0[i], x1[i]) of [-1, 1] images; return the EMA network and a card."""
-    import copy
-    import time
-    from tqdm import tqdm
-    from .training import train_step
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    net.train()
-    ema = copy.deepcopy(net).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
-    t0, losses = time.time(), []
-    for step in (bar := tqdm(range(steps), desc="I2SB bridge")):
-        idx = torch.randint(len(x0), (batch_size,), generator=g)
-        n = torch.randint(1, prior.N, (batch_size,), generator=g)
-        a, b = x0[idx], x1[idx]
-        x_n = prior.q_sample(a, b, n, torch.randn(a.shape, generator=g))
-        target = (x_n - a) / prior.sigma2[n].sqrt().view(-1, 1, 1, 1)
-        loss = torch.nn.functional.mse_loss(net(x_n, n).sample, target)
-        train_step(opt, loss, net, ema, ema_decay, losses, bar, step)
-    card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
-            "beta_max": prior.beta_max, "ot_ode": prior.ot_ode, "wall_time_s": round(time.time() - t0, 1),
-            "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:])}
-    return ema, card
+def load_bridge(ck: dict) -> BridgePrior:
+    """The bridge of a resolved checkpoint (sha256-checked) with the schedule it was trained with (its card)."""
+    import json
+
+    from safetensors import safe_open
+
+    from .pixel_ddpm import load_unet
+    path = ck["path"]
+    net = load_unet(path, ck["sha256"])
+    with safe_open(str(path), "pt") as f:
+        card = json.loads((f.metadata() or {}).get("card", "{}"))
+    return BridgePrior(net, card["beta_max"], card["ot_ode"])

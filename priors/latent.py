@@ -34,6 +34,8 @@ def consistency_output(z_t: torch.Tensor, z0_hat: torch.Tensor, t) -> torch.Tens
 
 
 class LatentDiffusionPrior:
+    generic_prompt = ""        # the starting prompt where a solver is given none (the official codes: empty)
+
     def __init__(self, vae, unet, scaling_factor: float, text_encoder=None, schedule: str = "scaled_linear",
                  image_encoder=None):
         self.vae, self.unet = vae.eval(), unet.eval()

@@ -33,19 +33,19 @@ def lora_state(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in unet.state_dict().items() if "lora_" in k}
 
 
-def load_adapter(prior, name: str) -> tuple[dict[str, float], dict]:
-    """Put the shipped adapter ``name`` (config/checkpoints.yaml) on ``prior.unet``: see ``apply_adapter``."""
-    from ipbench.suite.config import ROOT, checkpoint
-    ck = checkpoint(name)
-    return apply_adapter(prior, ROOT / ck["path"], ck["sha256"], name)
+def load_adapter(prior, ck: dict) -> tuple[dict[str, float], dict]:
+    """Put the adapter of a resolved checkpoint on ``prior.unet``: see ``apply_adapter``."""
+    return apply_adapter(prior, ck["path"], ck["sha256"], ck.get("name", "adapter"))
 
 
 def apply_adapter(prior, path, sha256: str | None, name: str = "adapter") -> tuple[dict[str, float], dict]:
     """Put the adapter file ``path`` (sha256-checked) on ``prior.unet`` in place; return its learnt scalars and
     its training card. The prior keeps counting the adapted network's calls."""
     import json
+
     from safetensors import safe_open
-    from .store import verify_sha256
+
+    from ipbench.store.files import verify_sha256
     verify_sha256(path, sha256)
     with safe_open(str(path), "pt") as f:
         state = {k: f.get_tensor(k) for k in f.keys()}

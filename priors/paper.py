@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from ipbench.suite.config import CONFIG_DIR, ROOT, checkpoint
+from ipbench.store.catalog import CONFIG_DIR, ROOT, checkpoint
+
 from .latent import ConsistencyPrior, LatentDiffusionPrior
 
 RESOURCES = ROOT / "resources" / "checkpoints"

@@ -2,11 +2,10 @@
 
 diffusers ``UNet2DModel`` behind the pixel-diffusion protocol: ``eps(x_t, t)`` on images in
 [-1, 1], the linear beta schedule 1e-4 .. 0.02 with T = 1000 (as ADM), and an NFE counter.
-Train: ``python -m ipbench.priors.pixel_ddpm --out priors/weights/pixel_ddpm.safetensors``.
+Train: ``python -m ipbench.training.pixel_ddpm --out results/retrain/pixel_ddpm.safetensors``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import torch
@@ -42,7 +41,7 @@ def unet_config(path) -> dict:
 
 def load_unet(path, sha256: str | None) -> UNet2DModel:
     """A pixel UNet (the DDPM or a network fine-tuned from it) of the architecture its file names."""
-    from .store import load_weights, verify_sha256
+    from ipbench.store.files import load_weights, verify_sha256
     verify_sha256(path, sha256)
     return load_weights(UNet2DModel(**unet_config(path)), path, None)
 
@@ -88,50 +87,6 @@ class PixelDiffusionPrior:
         return self
 
 
-def load_pixel_prior(name: str = "pixel_ddpm") -> PixelDiffusionPrior:
-    """The shipped pixel prior, sha256-checked (config/checkpoints.yaml)."""
-    from ipbench.suite.config import ROOT, checkpoint
-    ck = checkpoint(name)
-    return PixelDiffusionPrior(load_unet(ROOT / ck["path"], ck["sha256"]), weights_sha256=ck["sha256"])
-
-
-def train(steps: int, batch_size: int = 32, lr: float = 5e-4, ema_decay: float = 0.999, seed: int = 0,
-          init: str | None = None, bf16: bool = False, **arch):
-    """``init``: continue from saved weights (the EMA of an earlier run, its architecture) instead of a
-    fresh UNet of ``CONFIG`` with ``arch`` overrides (``layers_per_block``, ``block_out_channels``)."""
-    from ipbench.datasets import digits
-    from .training import train_epsilon
-    torch.manual_seed(seed)
-    x, _ = digits("train", 32)
-    unet = load_unet(init, None).train() if init else build_unet(**arch)
-    if init and any(json.dumps(unet.config[k]) != json.dumps(v) for k, v in arch.items()):
-        raise ValueError(f"--init {init} has the architecture {dict((k, unet.config[k]) for k in arch)}, not {arch}")
-    ema, card = train_epsilon(unet, x * 2 - 1, alpha_bar("linear"), steps=steps, batch_size=batch_size, lr=lr,
-                              ema_decay=ema_decay, seed=seed, desc="pixel DDPM", bf16=bf16)
-    return ema, card, architecture(unet)
-
-
-def main(argv=None):
-    from .store import save_weights
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=7000)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--init", default=None, help="continue from these weights")
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--channels", type=lambda s: tuple(int(c) for c in s.split(",")), default=None,
-                    help="block_out_channels, e.g. 32,64,64 (default: CONFIG's)")
-    ap.add_argument("--layers-per-block", type=int, default=None, help="res-blocks per level (default: CONFIG's)")
-    ap.add_argument("--bf16", action="store_true", help="forward pass under bfloat16 autocast (faster on CPU)")
-    args = ap.parse_args(argv)
-    arch = {k: v for k, v in (("block_out_channels", args.channels), ("layers_per_block", args.layers_per_block))
-            if v is not None}
-    ema, card, config = train(args.steps, args.batch_size, lr=args.lr, seed=args.seed, init=args.init, bf16=args.bf16, **arch)
-    card["init"] = args.init
-    save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(config)})
-    print(json.dumps(card, indent=1))
-
-
-if __name__ == "__main__":
-    main()
+def load_pixel_prior(ck: dict) -> PixelDiffusionPrior:
+    """A pixel prior from its resolved checkpoint (``store.catalog.resolve``: path, sha256), sha256-checked."""
+    return PixelDiffusionPrior(load_unet(ck["path"], ck["sha256"]), weights_sha256=ck["sha256"])

@@ -4,6 +4,7 @@ import json
 import os
 import shlex
 import sys
+from pathlib import Path
 
 _launch = importlib.util.spec_from_file_location("ipbench_launch", f"{workflow.basedir}/rules/launch.py")
 _launch_module = importlib.util.module_from_spec(_launch)
@@ -15,6 +16,15 @@ from ipbench.suite import config as suite_config
 _resolved = suite_config.select(dict(config))
 config.clear()
 config.update(_resolved)
+
+from ipbench.store.files import safetensors_intact
+
+# A damaged intermediate (a truncated or overwritten safetensors file under results/, e.g. from a full disk) is
+# removed when the DAG is planned, so that this run rebuilds it and everything computed from it.
+for _path in sorted(Path("results").glob("**/*.safetensors")) if Path("results").is_dir() else []:
+    if not safetensors_intact(_path):
+        print(f"{_path} is damaged (not a whole safetensors file): removed, it is rebuilt in this run", file=sys.stderr)
+        _path.unlink()
 
 PROFILE = config["profile"]
 TASKS = list(config["tasks"])

@@ -1,6 +1,6 @@
 # Figures (target `figures`): samples of every shipped generative prior with its quality gate, a
 # restoration grid per task, and LATINO-PRO's prompt calibration.
-GATED = suite_config.trained_by("ipbench.priors.pixel_ddpm") + [k for k in ("latent_dm", "lcm") if k in CHECKPOINTS]
+GATED = suite_config.trained_by("ipbench.training.pixel_ddpm") + [k for k in ("latent_dm", "lcm") if k in CHECKPOINTS]
 FIGURE_TASKS = suite_config.figure_tasks(config)
 CALIBRATION_TASKS = suite_config.calibration_tasks(config)
 
@@ -61,4 +61,4 @@ rule prior_gate:
         runtime=60,
         mem_mb=8000,
     shell:
-        "{RUN} ipbench.priors.gates {wildcards.prior:q} --figure {output.figure:q} > {output.gate:q} 2> {log:q}"
+        "{RUN} ipbench.training.gates {wildcards.prior:q} --figure {output.figure:q} > {output.gate:q} 2> {log:q}"

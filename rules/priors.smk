@@ -3,7 +3,8 @@
 # results/retrain/; compare it, then copy it over the shipped one and update its sha256.
 import yaml
 
-from ipbench.priors.registry import check_train_args, prior_files, train_cli_tokens
+from ipbench.store.catalog import prior_files
+from ipbench.training.commands import check_train_args, train_cli_tokens
 
 CHECKPOINTS = yaml.safe_load(open(f"{workflow.basedir}/config/checkpoints.yaml"))
 TRAINABLE = [k for k, v in CHECKPOINTS.items() if "train" in v]

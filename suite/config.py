@@ -14,10 +14,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from ipbench.store.catalog import CONFIG_DIR, ROOT, checkpoint, trained_by  # noqa: F401 (re-exported)
 from ipbench.suite.registry import SOLVERS, prior_kind, solve_keywords
-
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = ROOT / "config"
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -124,6 +122,10 @@ def _cross_check(cfg: dict) -> list[str]:
         if factor and task["image_size"] % factor:
             out.append(f"tasks/{tname}: the down-sampling factor {factor} does not divide image_size "
                        f"{task['image_size']}")
+        if task.get("family", "pixel") == "pixel":
+            priors = cfg.get("priors", {})
+            names = [priors.get("pixel"), priors.get("bridge", {}).get(tname)]
+            out += [e for n in names if n for e in [prior_size_error(n, task["image_size"], tname)] if e]
     for bname, bench in cfg.get("benches", {}).items():
         if bench["table"] not in cfg["tables"]:
             out.append(_unknown("table", bench["table"], f"benches/{bname}/table", cfg["tables"]))
@@ -160,20 +162,6 @@ def require(cfg: dict, kind: str, name: str) -> dict:
     entries = cfg[kind]
     if name not in entries:
         raise ValueError(f"unknown {kind[:-1]} {name!r}; valid {kind}: {', '.join(sorted(entries))}")
-    return entries[name]
-
-
-def trained_by(module: str, path: Path = CONFIG_DIR / "checkpoints.yaml") -> list[str]:
-    """The shipped (pinned) checkpoints that the training module ``module`` produces, e.g. every pixel DDPM
-    (``priors.pixel_ddpm``): what loads, gates and draws a checkpoint follows from how it was made, not its name."""
-    entries = yaml.safe_load(path.read_text())
-    return sorted(n for n, e in entries.items() if "path" in e and e.get("train", {}).get("module") == module)
-
-
-def checkpoint(name: str, path: Path = CONFIG_DIR / "checkpoints.yaml") -> dict:
-    entries = yaml.safe_load(path.read_text())
-    if name not in entries:
-        raise ValueError(f"unknown checkpoint {name!r}; valid: {', '.join(sorted(entries))}")
     return entries[name]
 
 
@@ -260,6 +248,26 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     return out
 
 
+def prior_size_error(name: str, image_size: int, task: str) -> str | None:
+    """A pixel network generates images of one size (its UNet's ``sample_size``, in the shipped file's
+    metadata): the error for a task of another ``image_size``. Fetched networks (no shipped file) are not
+    checked here."""
+    import json
+    from ipbench.store.files import safetensors_metadata
+    try:
+        entry = checkpoint(name)
+    except ValueError:
+        return None
+    path = ROOT / entry["path"] if "path" in entry else None
+    if path is None or not path.exists():
+        return None
+    size = json.loads(safetensors_metadata(path).get("config", "{}")).get("sample_size")
+    if size is None or image_size == size:
+        return None
+    return (f"task {task!r} has image_size {image_size}, but its prior {name!r} generates {size} x {size} images: "
+            f"set tasks/{task}/image_size to {size}, or use a prior trained at {image_size}")
+
+
 def prior_name(cfg: dict, kind: str, task: str) -> str:
     """The checkpoint behind a prior kind; bridges (I2SB's networks) are named per task."""
     name = cfg["priors"][kind]
@@ -274,7 +282,7 @@ def prior_name(cfg: dict, kind: str, task: str) -> str:
 def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
     """Shipped weight files behind a solver's prior (and, given the task, its adapter: UD2M's distillation):
     inputs of its solve jobs (retraining reruns them)."""
-    from ipbench.priors.registry import prior_files as files
+    from ipbench.store.catalog import prior_files as files
     kind = prior_kind(module_name(cfg, solver))
     if not kind:
         return []
@@ -405,7 +413,7 @@ def w2_table_spec(cfg: dict, name: str) -> dict:
 
 def w2_files(cfg: dict, name: str, K) -> list[str]:
     """Weights behind one K of a grid: the pixel prior, its adapter, the W2 embedding."""
-    from ipbench.priors.registry import prior_files as files
+    from ipbench.store.catalog import prior_files as files
     spec = w2_cell_spec(cfg, name, K)
     names = [cfg["priors"]["pixel"], "w2_embedding"] + ([spec["adapter"]] if spec["adapter"] else [])
     return [f for n in names for f in files(n)]

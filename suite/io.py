@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ipbench.priors.store import read_tensors, safetensors_bytes, write_atomic
+from ipbench.store.files import read_tensors, safetensors_bytes, write_atomic
 
 __all__ = ["read_json", "read_tensors", "write_json", "write_tensors", "write_text"]
 

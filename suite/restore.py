@@ -84,7 +84,7 @@ def restore(task: str, solver: str, image: str, out: str, *, profile: str = "emb
                                        f"images; --clean takes one of those and degrades it first)")
     prior = None
     if prior_kind(spec["module"]):
-        from ipbench.priors.registry import load_prior
+        from ipbench.suite.priors import load_prior
         prior = load_prior(prior_kind(spec["module"]), spec["priors"])
         prior.calls.progress(f"{solver} on {task}, {samples} sample(s)")
     hyper = with_prompts(spec["hyper"], torch.full((samples,), -1), task)

@@ -81,7 +81,7 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     kind = prior_kind(spec.get("module", solver))
     prior, load_s = None, 0.0
     if kind:
-        from ipbench.priors.registry import load_prior
+        from ipbench.suite.priors import load_prior
         with stopwatch(device) as loading:
             prior = load_prior(kind, spec.get("priors", {})).to(device)
         load_s = loading["wall_time_s"]
@@ -193,8 +193,7 @@ def restoration_figure(spec: dict, degraded: str, samples: list[str], out: str) 
 def calibration_report(spec: dict, degraded: list[str], records: list[str], samples: list[str], out: str) -> None:
     """``results/calibration_latino_pro.md``: what the calibrated prompts are and what they restore
     (``report/calibration.py``); ``degraded``, ``records`` and ``samples`` follow ``spec['pairs']``."""
-    from ipbench.methods.latino import GENERIC_PROMPT
-    from ipbench.priors.registry import load_prior
+    from ipbench.suite.priors import load_prior
     from ipbench.report.calibration import prompt_rows, render
     prior = load_prior("consistency", spec["priors"])
     captions = prior.embed([caption(k) for k in range(10)]).cpu().float()
@@ -208,7 +207,7 @@ def calibration_report(spec: dict, degraded: list[str], records: list[str], samp
         if "prompt_embeds" in est:
             c = est["prompt_embeds"]
         else:
-            prompts = with_prompts({"prompts": row["prompts"] or GENERIC_PROMPT}, labels, task)["prompts"]
+            prompts = with_prompts({"prompts": row["prompts"] or prior.generic_prompt}, labels, task)["prompts"]
             c = prior.embed(prompts).cpu()
         sec = sections.setdefault(task, {"title": spec["titles"][task], "rows": [], "frozen": spec["frozen_tokens"]})
         sec["rows"].append({"label": row["label"], "n": rec["n_images"], "psnr": rec["per_image"]["psnr"],
@@ -221,7 +220,7 @@ def calibration_figure(spec: dict, degraded: str, out: str) -> None:
     """LATINO and LATINO-PRO on the first images of a task, and prior samples with the initial and the
     calibrated prompt (seeded from the solver seeds of those images)."""
     from ipbench.methods import latino, latino_pro
-    from ipbench.priors.registry import load_prior
+    from ipbench.suite.priors import load_prior
     from ipbench.priors.sampling import consistency_sample
     from ipbench.report.figures import measurement_image, prompt_calibration
     n = spec["n_images"]
@@ -236,7 +235,7 @@ def calibration_figure(spec: dict, degraded: str, out: str) -> None:
                                             **hyper)
     x_la = latino.solve(y, op, prior, generator=generators(la["profile"], la["task"], "latino", index),
                         **with_prompts(la["hyper"], data["labels"], la["task"]))
-    prompts = hyper.get("prompts") or [latino.GENERIC_PROMPT] * len(index)
+    prompts = hyper.get("prompts") or [prior.generic_prompt] * len(index)
     c0 = prior.embed(prompts)
     z_shape = prior.latent_shape(data["x"].shape[1:])
     rows = []

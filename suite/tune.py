@@ -56,7 +56,7 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     module = solver_module(spec["module"])
     kind, prior = prior_kind(spec["module"]), None
     if kind:
-        from ipbench.priors.registry import load_prior
+        from ipbench.suite.priors import load_prior
         prior = load_prior(kind, spec["priors"])
     rows, n_points = [], int(np.prod([len(v) for _, v in axes]))
     linked = lambda point: {k: f * point[keys[0]] for k, f in links.items()}      # links follow the first axis

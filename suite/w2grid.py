@@ -20,11 +20,11 @@ from .seeding import generators
 
 
 def load_embedding():
-    from ipbench.priors.store import load_weights
-    from ipbench.priors.w2_embedding import VAEfc
-    from .config import ROOT, checkpoint
-    ck = checkpoint("w2_embedding")
-    return load_weights(VAEfc(), ROOT / ck["path"], ck["sha256"])
+    from ipbench.store.files import load_weights
+    from ipbench.metrics.w2_embedding import VAEfc
+    from ipbench.store.catalog import resolve
+    ck = resolve("w2_embedding")
+    return load_weights(VAEfc(), ck["path"], ck["sha256"])
 
 
 def embed(net, x: torch.Tensor, batch: int = 500) -> np.ndarray:
@@ -36,7 +36,7 @@ def embed(net, x: torch.Tensor, batch: int = 500) -> np.ndarray:
 def cells(spec: dict, degraded: str, out: str, chunk: int = 250) -> None:
     """All N of one K: conditional W2 (centred covariances, and the official uncentred moments), PSNR, NFE."""
     from ipbench.methods import ud2m
-    from ipbench.priors.registry import load_prior
+    from ipbench.suite.priors import load_prior
     data = io.read_tensors(degraded)
     x, y, index = data["x"], data["y"], data["index"].tolist()
     op = physics.build_operator(spec["task_spec"]["operator"], x.shape[1:], spec["task_spec"]["sigma_y"])
@@ -130,7 +130,7 @@ def posterior_figure(spec: dict, degraded: str, out: str) -> None:
     """Posterior samples, their mean and standard deviation for the first test digits (``spec['figure']``:
     K, N, n_images, n_samples), with the grid's adapter for that K."""
     from ipbench.methods import ud2m
-    from ipbench.priors.registry import load_prior
+    from ipbench.suite.priors import load_prior
     from ipbench.report.figures import measurement_image, posterior_grid
     fig = spec["figure"]
     data = io.read_tensors(degraded)

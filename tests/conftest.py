@@ -54,4 +54,6 @@ def tiny_consistency_prior():
                                 block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=8,
                                 attention_head_dim=2, norm_num_groups=4)
-    return ConsistencyPrior(vae, unet, 1.0, FixedTokens(), image_encoder=TinyImageTower())
+    prior = ConsistencyPrior(vae, unet, 1.0, FixedTokens(), image_encoder=TinyImageTower())
+    prior.generic_prompt = "a photo of a handwritten digit"     # as the digit prior's loader sets it
+    return prior

@@ -76,10 +76,11 @@ def test_bridge_solvers_run_only_where_a_bridge_is_configured():
 
 def test_bridge_training_fits_pairs_and_the_shipped_file_round_trips(tmp_path, monkeypatch):
     import json
-    from ipbench.priors.bridge import train_bridge
-    from ipbench.priors.bridge_training import bridge_setting, load_bridge
+    from ipbench.training.bridge import train_bridge
+    from ipbench.priors.bridge import load_bridge
+    from ipbench.training.bridge import bridge_setting
     from ipbench.priors.pixel_ddpm import CONFIG, build_unet
-    from ipbench.priors.store import save_weights
+    from ipbench.store.files import save_weights
     torch.manual_seed(0)
     small = dict(block_out_channels=(8, 8, 8), norm_num_groups=4, attention_head_dim=4)
     net = build_unet(sample_size=16, **small)
@@ -90,16 +91,15 @@ def test_bridge_training_fits_pairs_and_the_shipped_file_round_trips(tmp_path, m
     path = tmp_path / "i2sb_x.safetensors"
     config = {k: net.config[k] for k in CONFIG}            # the file names its architecture, as training saves it
     sha = save_weights(ema, path, metadata={"card": json.dumps(card), "config": json.dumps(config)})
-    monkeypatch.setattr("ipbench.suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
-    loaded = load_bridge("i2sb_x")
+    loaded = load_bridge({"name": "i2sb_x", "path": path, "sha256": sha})
     assert loaded.beta_max == 0.3 and not loaded.ot_ode
     xn = torch.randn(2, 1, 16, 16)
     with torch.no_grad():
         assert torch.allclose(loaded.eps(xn, 500), ema(xn, torch.tensor([500, 500])).sample, atol=1e-6)
     assert bridge_setting("gaussian_blur") == {"beta_max": 1.0, "ot_ode": True}
-    from ipbench.priors.bridge_training import model_card, rewrite_card
+    from ipbench.training.bridge import model_card, rewrite_card
     card.update(task="px_sr4", init="pixel_ddpm", init_sha256="ab" * 32, n_train=16, n_val=4, val_psnr_nfe100=21.5,
-                command="python -m ipbench.priors.bridge_training --task px_sr4")
+                command="python -m ipbench.training.bridge --task px_sr4")
     save_weights(ema, path, metadata={"card": json.dumps(card)})
     rewrite_card(str(path))                                  # the shipped card is rebuilt from the file's metadata
     text = path.with_suffix(".md").read_text()

@@ -17,7 +17,7 @@ import ipbench.datasets.embedded as embedded
 from ipbench.datasets import caption, digits, split_indices
 from ipbench.datasets.fetch import Lock, fetch, resource_url
 from ipbench.datasets.paper import load_images
-from ipbench.priors.store import ChecksumError
+from ipbench.store.files import ChecksumError
 
 
 def test_split_is_fixed_stratified_and_disjoint():
@@ -141,7 +141,7 @@ def test_paper_loaders_zip_and_idx(tmp_path):
 def test_a_paper_dataset_is_checked_every_time_it_is_read(tmp_path):
     """The degrade stage checks a paper dataset file before reading it: the first use records its sha256 in the
     lock file, a later change (a corrupt or swapped file) is refused naming it, and an unreadable file is named."""
-    from ipbench.priors.store import ChecksumError
+    from ipbench.store.files import ChecksumError
     from ipbench.suite import stages
     idx = tmp_path / "t10k.gz"
     header = np.array([2051, 4, 28, 28], dtype=">i4").tobytes()

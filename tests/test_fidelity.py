@@ -467,6 +467,8 @@ class StubLatentPrior:
     """A stand-in latent prior: 1 x 8 x 8 latents, affine decoder / encoder, eps(z, t) = sqrt(1 - abar_t) z
     + 0.01 W z (so z0_hat stays near the data), recording the eps calls."""
 
+    generic_prompt = ""
+
     def __init__(self):
         self.abar = sd_abar()
         self.W, self.Dm, self.Em = fixed_matrix(64, 4, 1.0), fixed_matrix(64, 5, 0.2), fixed_matrix(64, 6, 0.2)

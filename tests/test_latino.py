@@ -95,11 +95,11 @@ def test_sapg_gradient_matches_finite_differences(prior):
 
 
 def test_sr16_diagnosis_traces_latinos_own_chain(tiny_consistency_prior):
-    """The diagnosis behind the LATINO-PRO table's note (2) runs LATINO's own chain (report/sr16_diagnosis.py)."""
+    """The diagnosis behind the LATINO-PRO table's note (2) runs LATINO's own chain (suite/sr16_diagnosis.py)."""
     import numpy as np
     from conftest import dense
     from ipbench.metrics import psnr
-    from ipbench.report.sr16_diagnosis import diagnose, residual
+    from ipbench.suite.sr16_diagnosis import diagnose, residual
     prior = tiny_consistency_prior
     op = physics.build_operator({"name": "downsampling", "factor": 2}, (1, 8, 8), 0.01)
     x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(5))

@@ -170,7 +170,7 @@ def test_clip(fetched):
 
 
 def test_tampered_checkpoint_file_is_refused(fetched):
-    from ipbench.priors.store import ChecksumError
+    from ipbench.store.files import ChecksumError
     fetch, _ = fetched
     root = fetch("sdxl_vae_fp16_fix")
     (root / "config.json").write_text("{}")
@@ -203,13 +203,14 @@ def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypat
     from conftest import dense
     from ipbench.methods import ud2m
     from ipbench.priors.ram import PhysicsRAMWarmStart, load_ram
-    from ipbench.priors.store import save_tensors
+    from ipbench.store.catalog import resolve
+    from ipbench.store.files import save_tensors
     from test_ud2m import tiny_prior
     fetch, _ = fetched
     root = fetch("ram_deepinv")
     monkeypatch.setattr(paper, "materialize", lambda name, *a, **k: root)
     prior = tiny_prior()
-    ram = load_ram("ram_deepinv", counter=prior)                 # the checkpoint's entry routes to the paper loader
+    ram = load_ram(resolve("ram_deepinv"), counter=prior)        # the checkpoint's entry routes to the paper loader
     assert isinstance(ram, PhysicsRAMWarmStart)
     saved = torch.load(root / "ram.pth.tar", weights_only=True)
     assert all(torch.equal(v, saved[k].float()) for k, v in ram.net.state_dict().items())
@@ -243,7 +244,6 @@ def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypat
 
     path = tmp_path / "adapter.safetensors"
     sha = save_tensors({f"ram.{k}": v for k, v in ram.net.state_dict().items()}, path)
-    monkeypatch.setattr("ipbench.suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
-    copy = load_ram("an_adapter")
+    copy = load_ram({"name": "an_adapter", "path": path, "sha256": sha})
     assert isinstance(copy, PhysicsRAMWarmStart)
     assert all(torch.equal(v, copy.net.state_dict()[k]) for k, v in ram.net.state_dict().items())

@@ -1,5 +1,6 @@
 """Shared diffusion steps against diffusers' schedulers and closed forms; the shipped networks."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,8 +51,8 @@ def test_ddim_step_matches_diffusers_and_ddpm_posterior():
 def test_w2_embedding_inputs_and_shipped_weights():
     import ipbench.suite.config as sc
     from ipbench.datasets import digits
-    from ipbench.priors.store import load_weights
-    from ipbench.priors.w2_embedding import VAEfc
+    from ipbench.store.files import load_weights
+    from ipbench.metrics.w2_embedding import VAEfc
     assert VAEfc.prepare(torch.rand(2, 1, 32, 32)).shape == (2, 784)
     y = torch.rand(2, 1, 8, 8)
     padded = VAEfc.prepare(y).view(2, 28, 28)
@@ -80,7 +81,7 @@ def test_lcm_scheduler_sampling_is_multistep_consistency_sampling(tiny_consisten
 
 def test_load_prior_freezes_every_network():
     """Solvers differentiate w.r.t. images, latents or embeddings: a loaded prior carries no trainable weight."""
-    from ipbench.priors.registry import load_prior
+    from ipbench.suite.priors import load_prior
     prior = load_prior("consistency", {"consistency": "lcm", "image_text": "similarity"})
     nets = [prior.vae, prior.unet, prior.image_encoder]
     assert all(not p.requires_grad for net in nets for p in net.parameters())
@@ -89,18 +90,19 @@ def test_load_prior_freezes_every_network():
 def test_pixel_ddpm_architecture_travels_with_its_weights(tmp_path):
     """A pixel checkpoint names its UNet architecture in its metadata; continuing it keeps that architecture."""
     from ipbench.priors import pixel_ddpm
-    from ipbench.priors.store import sha256_of
+    from ipbench.training import pixel_ddpm as training
+    from ipbench.store.files import sha256_of
     out = tmp_path / "wide.safetensors"
-    pixel_ddpm.main(["--out", str(out), "--steps", "2", "--batch-size", "4", "--channels", "16,16,32",
+    training.main(["--out", str(out), "--steps", "2", "--batch-size", "4", "--channels", "16,16,32",
                      "--layers-per-block", "2"])
     assert pixel_ddpm.unet_config(out)["block_out_channels"] == [16, 16, 32]
     unet = pixel_ddpm.load_unet(out, sha256_of(out))
     assert unet.config.layers_per_block == 2 and len(unet.down_blocks[0].resnets) == 2
     cont = tmp_path / "cont.safetensors"
-    pixel_ddpm.main(["--out", str(cont), "--steps", "1", "--batch-size", "4", "--init", str(out)])
+    training.main(["--out", str(cont), "--steps", "1", "--batch-size", "4", "--init", str(out)])
     assert pixel_ddpm.unet_config(cont) == pixel_ddpm.unet_config(out)
     with pytest.raises(ValueError, match="architecture"):
-        pixel_ddpm.main(["--out", str(tmp_path / "x.safetensors"), "--steps", "1", "--init", str(out),
+        training.main(["--out", str(tmp_path / "x.safetensors"), "--steps", "1", "--init", str(out),
                          "--layers-per-block", "1"])
     # the shipped DDPM (and the bridges, saved before their files named it) build CONFIG's UNet
     from ipbench.suite.config import ROOT, checkpoint
@@ -113,9 +115,10 @@ def test_bf16_training_is_autocast_of_the_float32_step(tmp_path):
     to bfloat16 precision, weights and EMA stay float32, the card says so, and the retrain rule's command
     line passes the switch."""
     from ipbench.priors import pixel_ddpm
-    from ipbench.priors.registry import train_cli_args
+    from ipbench.training import pixel_ddpm as training
+    from ipbench.training.commands import train_cli_args
     from ipbench.priors.schedules import alpha_bar
-    from ipbench.priors.training import train_epsilon
+    from ipbench.training.common import train_epsilon
     data = torch.rand(16, 1, 32, 32) * 2 - 1
     first = {}
     for bf16 in (False, True):
@@ -130,7 +133,7 @@ def test_bf16_training_is_autocast_of_the_float32_step(tmp_path):
     args = train_cli_args({"steps": 2, "batch_size": 4, "channels": "16,16,32", "bf16": True, "lr": 1e-4})
     assert args == "--steps 2 --batch-size 4 --channels 16,16,32 --bf16 --lr 0.0001"
     out = tmp_path / "b.safetensors"
-    pixel_ddpm.main(["--out", str(out), *args.split()])
+    training.main(["--out", str(out), *args.split()])
     from safetensors import safe_open
     with safe_open(str(out), "pt") as f:
         assert json.loads(f.metadata()["card"])["precision"] == "bf16 autocast"
@@ -138,11 +141,12 @@ def test_bf16_training_is_autocast_of_the_float32_step(tmp_path):
 
 
 def test_pixel_gate_measures_a_candidate_file(tmp_path, monkeypatch):
-    """``python -m ipbench.priors.gates pixel_ddpm --weights F`` gates a retrained file before it replaces the shipped one:
+    """``python -m ipbench.training.gates pixel_ddpm --weights F`` gates a retrained file before it replaces the shipped one:
     the samples come from F's network (of F's architecture), not the shipped prior's."""
-    from ipbench.priors import gates, pixel_ddpm
+    from ipbench.priors import pixel_ddpm
+    from ipbench.training import gates, pixel_ddpm as training
     out = tmp_path / "cand.safetensors"
-    pixel_ddpm.main(["--out", str(out), "--steps", "1", "--batch-size", "4", "--channels", "16,16,32"])
+    training.main(["--out", str(out), "--steps", "1", "--batch-size", "4", "--channels", "16,16,32"])
     calls = []
     real = pixel_ddpm.PixelDiffusionPrior.eps
     monkeypatch.setattr(pixel_ddpm.PixelDiffusionPrior, "eps",
@@ -159,17 +163,17 @@ def test_pixel_ddpms_are_known_by_how_they_were_trained(tmp_path):
     name: a shipped entry that ``priors.pixel_ddpm`` trains is one; a not-shipped stage (no ``path``) and
     other networks are not."""
     import yaml
-    from ipbench.priors import gates
+    from ipbench.training import gates
     from ipbench.suite.config import trained_by
-    shipped = trained_by("ipbench.priors.pixel_ddpm")
+    shipped = trained_by("ipbench.training.pixel_ddpm")
     assert {"pixel_ddpm", "pixel_ddpm_wide"} <= set(shipped)
     assert not any("stage" in n for n in shipped) and set(shipped) <= set(gates.GATES)
-    entries = {"net_a": {"path": "a", "train": {"module": "ipbench.priors.pixel_ddpm"}},
-               "stage": {"train": {"module": "ipbench.priors.pixel_ddpm"}},
-               "other": {"path": "b", "train": {"module": "ipbench.priors.lcm"}}, "hub": {"hub": "x/y"}}
+    entries = {"net_a": {"path": "a", "train": {"module": "ipbench.training.pixel_ddpm"}},
+               "stage": {"train": {"module": "ipbench.training.pixel_ddpm"}},
+               "other": {"path": "b", "train": {"module": "ipbench.training.lcm"}}, "hub": {"hub": "x/y"}}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(entries))
-    assert trained_by("ipbench.priors.pixel_ddpm", tmp_path / "c.yaml") == ["net_a"]
-    from ipbench.priors.registry import _load
+    assert trained_by("ipbench.training.pixel_ddpm", tmp_path / "c.yaml") == ["net_a"]
+    from ipbench.suite.priors import _load
     with pytest.raises(ValueError, match="valid: pixel_ddpm, pixel_ddpm_wide, latent_dm"):
         _load("pixel_ddpm_nope")
 
@@ -179,18 +183,25 @@ def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch)
     command in its card (the inverse of the retrain rule's command line), so the two cannot drift."""
     import functools
     import yaml
-    from ipbench.priors import install
-    from ipbench.priors.registry import train_cli_args, train_spec_of
-    from ipbench.priors.store import save_tensors, sha256_of
-    command = ("python -m ipbench.priors.ud2m_distill --task px_sr4 --K 3 --steps 1200 --lr 1e-3 --d-output sigmoid "
+    from ipbench.training import install
+    from ipbench.training.commands import train_cli_args, train_spec_of
+    from ipbench.store.files import save_tensors, sha256_of
+    command = ("python -m ipbench.training.ud2m_distill --task px_sr4 --K 3 --steps 1200 --lr 1e-3 --d-output sigmoid "
                "--warm-start ram --base pixel_ddpm_wide --bf16 --out results/retrain/a.safetensors")
     module, args = train_spec_of(command)
-    assert module == "ipbench.priors.ud2m_distill"
+    assert module == "ipbench.training.ud2m_distill"
     assert args == {"task": "px_sr4", "K": 3, "steps": 1200, "lr": 0.001, "d_output": "sigmoid",
                     "warm_start": "ram", "base": "pixel_ddpm_wide", "bf16": True}
     assert train_spec_of(f"python -m {module} {train_cli_args(args)}") == (module, args)
     with pytest.raises(ValueError, match="unexpected 'stray'"):
         train_spec_of("python -m m --task t stray")
+    # cards made before the training package name the modules where they lived then
+    from ipbench.training.commands import current_command
+    for old, new in [("priors.ud2m_distill", "ud2m_distill"), ("ipbench.priors.train_digit_net", "digit_net"),
+                     ("ipbench.priors.bridge_training", "bridge"), ("priors.pixel_ddpm", "pixel_ddpm")]:
+        assert train_spec_of(f"python -m {old} --seed 1")[0] == f"ipbench.training.{new}"
+        assert current_command(f"python -m {old} --seed 1") == f"python -m ipbench.training.{new} --seed 1"
+        assert (Path(__file__).resolve().parent.parent / "training" / f"{new}.py").exists()
     src = tmp_path / "a.safetensors"
     save_tensors({"w": torch.ones(2)}, src, metadata={"card": json.dumps({"command": command})})
     (tmp_path / "priors" / "weights").mkdir(parents=True)
@@ -202,4 +213,4 @@ def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch)
     assert entry["train"] == {"module": module, "args": args} and entry["needs"] == ["pixel_ddpm_wide"]
     assert entry["sha256"] == sha256_of(tmp_path / "priors" / "weights" / "ud2m_a.safetensors") == sha256_of(src)
     with pytest.raises(SystemExit):
-        install.main([str(src), "ud2m_a", "--from-card", "--train-module", "ipbench.priors.ud2m_distill"])
+        install.main([str(src), "ud2m_a", "--from-card", "--train-module", "ipbench.training.ud2m_distill"])

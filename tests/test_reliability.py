@@ -48,6 +48,8 @@ def test_a_pair_the_config_excludes_is_refused_with_the_reason(tmp_path, target,
      "tasks/px_sr4: the down-sampling factor 5 does not divide image_size 32"),
     ("tasks:\n  px_sr4:\n    operator: {name: downsampling, factor: 4, filtr: block}\n",
      "unknown key 'filtr' at tasks/px_sr4/operator (did you mean 'filter'?)"),
+    ("tasks:\n  px_deblur_gaussian:\n    image_size: 64\n",
+     "task 'px_deblur_gaussian' has image_size 64, but its prior 'pixel_ddpm_wide' generates 32 x 32 images"),
 ])
 def test_task_parameters_are_checked_when_the_dag_is_planned(tmp_path, entry, message):
     rc, out = plan(tmp_path, "--configfile", config_file(tmp_path, entry), "--", "results/table_deblur.md")
@@ -82,6 +84,37 @@ def test_a_truncated_intermediate_is_named(tmp_path):
         io.read_tensors(path)
 
 
+def test_intactness_of_a_safetensors_file_is_read_from_its_header(tmp_path):
+    from ipbench.store.files import safetensors_intact
+    from ipbench.suite import io
+    path = tmp_path / "a.safetensors"
+    io.write_tensors(path, {"x": torch.ones(40), "y": torch.zeros(3, 2)}, {"task": "t"})
+    assert safetensors_intact(path)
+    whole = path.read_bytes()
+    for broken in (whole[:-1], whole[:30], whole + b"\0", b"", b"not a file at all"):
+        path.write_bytes(broken)
+        assert not safetensors_intact(path)
+    assert not safetensors_intact(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.slow
+def test_a_damaged_intermediate_is_rebuilt_by_the_next_run(tmp_path):
+    """A truncated degraded file (a full disk, a copy cut short) is named and removed when the DAG is planned,
+    and the same command rebuilds it and what depends on it, byte-identical to the first build."""
+    target = "results/score/smoke/px_sr4/pinv/record.json"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--cores",
+           "2", "--config", "profile=smoke", "--", target]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    degraded = tmp_path / "results/degraded/smoke/px_sr4.safetensors"
+    whole = degraded.read_bytes()
+    degraded.write_bytes(whole[: len(whole) // 2])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "results/degraded/smoke/px_sr4.safetensors is damaged" in out.stderr
+    assert degraded.read_bytes() == whole
+    assert "degrade" in out.stderr and "score" in out.stderr          # rebuilt, then what depends on it
+
+
 def test_identical_tensors_give_identical_bytes_in_every_process(tmp_path):
     code = ("import sys, torch; from ipbench.suite import io; "
             "io.write_tensors(sys.argv[1], {'x': torch.arange(6.0), 'index': torch.arange(3)}, "
@@ -97,10 +130,10 @@ def test_identical_tensors_give_identical_bytes_in_every_process(tmp_path):
 def test_training_arguments_cannot_reach_a_shell(tmp_path, monkeypatch):
     """A card whose command carries a shell substitution is refused by ``install --from-card``; the retrain rule
     passes every argument as one quoted token."""
-    from ipbench.priors import install
-    from ipbench.priors.registry import check_train_args, train_cli_tokens, train_spec_of
-    from ipbench.priors.store import save_tensors
-    evil = 'python -m ipbench.priors.ud2m_distill --task "$(touch pwned)" --K 3'
+    from ipbench.training import install
+    from ipbench.training.commands import check_train_args, train_cli_tokens, train_spec_of
+    from ipbench.store.files import save_tensors
+    evil = 'python -m ipbench.training.ud2m_distill --task "$(touch pwned)" --K 3'
     with pytest.raises(ValueError, match=r"the value of 'task', '\$\(touch pwned\)', is not a number"):
         train_spec_of(evil)
     src = tmp_path / "a.safetensors"

@@ -6,9 +6,9 @@ from ipbench import physics
 from ipbench.methods import ud2m
 from ipbench.priors.lora import add_lora, apply_adapter
 from ipbench.priors.pixel_ddpm import PixelDiffusionPrior, build_unet
-from ipbench.priors.store import save_tensors
-from ipbench.priors.training import holdout
-from ipbench.priors.ud2m_distill import Discriminator, distill
+from ipbench.store.files import save_tensors
+from ipbench.training.common import holdout
+from ipbench.training.ud2m_distill import Discriminator, distill
 
 
 def tiny_prior(seed=0):
@@ -36,7 +36,7 @@ def test_distillation_trains_lora_and_lambda_and_the_adapter_file_round_trips(tm
     assert lora_b and all(v.abs().sum() > 0 for v in lora_b)            # gradients reached the adapter
     assert tensors["psi.lam"].item() != 1.0                               # and the learnt lambda
     assert card["K"] == 2 and card["final_d_avg100"] > 0
-    from ipbench.priors.ud2m_distill import model_card
+    from ipbench.training.ud2m_distill import model_card
     text = model_card({**card, "task": "sr4", "base": "pixel_ddpm", "base_sha256": "0" * 64, "n_train": 40,
                        "n_val": 2, "val_psnr_N3": 20.0, "val_psnr_untrained_N3": 19.0, "command": "python -m x"})
     assert "K = 2" in text and "20.00 dB distilled; 19.00 dB" in text
@@ -95,10 +95,10 @@ def test_every_shipped_adapter_and_bridge_names_the_pinned_ddpm_it_came_from():
     from ipbench.suite.config import CONFIG_DIR, ROOT, checkpoint
     entries = yaml.safe_load((CONFIG_DIR / "checkpoints.yaml").read_text())
     trained = {module: [k for k, v in entries.items() if v.get("train", {}).get("module") == module]
-               for module in ("ipbench.priors.ud2m_distill", "ipbench.priors.bridge_training")}
-    assert len(trained["ipbench.priors.ud2m_distill"]) == 11 and len(trained["ipbench.priors.bridge_training"]) == 4
+               for module in ("ipbench.training.ud2m_distill", "ipbench.training.bridge")}
+    assert len(trained["ipbench.training.ud2m_distill"]) == 11 and len(trained["ipbench.training.bridge"]) == 4
     for module, names in trained.items():
-        key = "base" if module == "ipbench.priors.ud2m_distill" else "init"
+        key = "base" if module == "ipbench.training.ud2m_distill" else "init"
         for name in names:
             with safe_open(str(ROOT / checkpoint(name)["path"]), "pt") as f:
                 card = json.loads(f.metadata()["card"])
@@ -122,7 +122,7 @@ def test_solve_refuses_an_adapter_distilled_for_another_k(monkeypatch, tmp_path)
     path = tmp_path / "a.safetensors"
     sha = save_tensors({**lora_state(prior.unet), "psi.lam": torch.ones(1)}, path,
                        metadata={"card": '{"K": 2}'})
-    monkeypatch.setattr("ipbench.suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    monkeypatch.setattr("ipbench.store.catalog.resolve", lambda name: {"name": name, "path": path, "sha256": sha})
     op = physics.build_operator({"name": "downsampling", "factor": 4}, (1, 16, 16), 0.05)
     y = op.measure(torch.rand(1, 1, 16, 16))
     with pytest.raises(ValueError, match="distilled for K = 2"):
@@ -159,7 +159,8 @@ def test_posterior_figure_draws_samples_mean_and_std(tmp_path, monkeypatch):
     cfg["w2_grids"]["mnist"].update(n_images=3)
     degraded = tmp_path / "degraded.safetensors"
     stages.degrade(sc.w2_degrade_spec(cfg, "mnist"), str(degraded))
-    monkeypatch.setattr("ipbench.priors.lora.load_adapter", lambda prior, name: ({"lam": 1.0}, {"K": 1}))
+    monkeypatch.setattr("ipbench.priors.lora.load_adapter", lambda prior, ck: ({"lam": 1.0}, {"K": 1}))
+    monkeypatch.setattr("ipbench.store.catalog.resolve", lambda name: {"name": name})
     spec = {**sc.w2_cell_spec(cfg, "mnist", 1), "adapter": "stand-in",
             "figure": {"K": 1, "N": 2, "n_images": 2, "n_samples": 3}}
     out = tmp_path / "posterior.png"
@@ -182,7 +183,7 @@ def test_ud2m_with_ram_trains_the_warm_start_jointly_and_counts_one_ram_call_per
     assert set(ram.net.state_dict()) == {k[4:] for k in tensors if k.startswith("ram.")}
     path = tmp_path / "ud2m_ram.safetensors"
     sha = save_tensors(tensors, path, metadata={"card": __import__("json").dumps(card)})
-    monkeypatch.setattr("ipbench.suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    monkeypatch.setattr("ipbench.store.catalog.resolve", lambda name: {"name": name, "path": path, "sha256": sha})
     fresh = tiny_prior()
     y = op.measure(torch.rand(3, 1, 16, 16), torch.Generator().manual_seed(0))
     x = ud2m.solve(y, op, fresh, generator=torch.Generator().manual_seed(1), K=2, N=3, adapter="ud2m_ram")
@@ -195,19 +196,20 @@ def test_ud2m_with_ram_trains_the_warm_start_jointly_and_counts_one_ram_call_per
         ud2m.solve(y, op, tiny_prior(), K=1, N=1, warm_start="ram")
     bad = tmp_path / "bad.safetensors"
     sha_bad = save_tensors({"w": torch.ones(2)}, bad)
-    monkeypatch.setattr("ipbench.suite.config.checkpoint", lambda name: {"path": str(bad), "sha256": sha_bad})
     with pytest.raises(ValueError, match="holds no RAM network"):
-        load_ram("bad")
+        load_ram({"name": "bad", "path": bad, "sha256": sha_bad})
 
 
 def test_ram_training_writes_weights_and_a_card_with_validation_per_task(monkeypatch, tmp_path):
     from ipbench.priors import ram
+    from ipbench.training import ram as training
     monkeypatch.setattr(ram, "build_net", lambda: ram.UNet2DModel(**{**ram.CONFIG, "block_out_channels": (8, 8, 8),
                                                                        "norm_num_groups": 4}))
+    monkeypatch.setattr(training, "build_net", ram.build_net)
     out = tmp_path / "ram.safetensors"
-    ram.main(["--steps", "3", "--batch-size", "4", "--tasks", "px_deblur_gaussian", "px_jpeg10", "--out", str(out)])
+    training.main(["--steps", "3", "--batch-size", "4", "--tasks", "px_deblur_gaussian", "px_jpeg10", "--out", str(out)])
     text = out.with_suffix(".md").read_text()
-    assert "python -m ipbench.priors.ram --steps 3" in text and "| `px_jpeg10` |" in text and "| `px_sr4` |" not in text
+    assert "python -m ipbench.training.ram --steps 3" in text and "| `px_jpeg10` |" in text and "| `px_sr4` |" not in text
     net = ram.build_net()
     from safetensors.torch import load_file
     net.load_state_dict(load_file(str(out)))
@@ -261,6 +263,6 @@ def test_an_adapter_keeps_the_warm_start_it_was_distilled_with(monkeypatch, tmp_
                             warm_start="pinv")
     path = tmp_path / "a.safetensors"
     sha = save_tensors(tensors, path, metadata={"card": __import__("json").dumps(card)})
-    monkeypatch.setattr("ipbench.suite.config.checkpoint", lambda name: {"path": str(path), "sha256": sha})
+    monkeypatch.setattr("ipbench.store.catalog.resolve", lambda name: {"name": name, "path": path, "sha256": sha})
     lam, kind = ud2m.adapt(tiny_prior(), "a", 1)
     assert kind == "pinv" and lam == pytest.approx(card["lam"])

@@ -155,8 +155,8 @@ def test_slurm_profile_plans(tmp_path):
 
 def test_corrupt_checkpoint_stops_with_a_clear_error(tmp_path):
     import ipbench.suite.config as sc
-    from ipbench.priors.digit_net import DigitNet
-    from ipbench.priors.store import ChecksumError, load_weights
+    from ipbench.metrics.digit_net import DigitNet
+    from ipbench.store.files import ChecksumError, load_weights
     ck = sc.checkpoint("digit_net")
     bad = tmp_path / "digit_net.safetensors"
     shutil.copy(ROOT / ck["path"], bad)

@@ -2,9 +2,9 @@
 in config/checkpoints.yaml and carry the numbers the loaders need (e.g. the autoencoder's latent
 scaling factor) from the training card stored in the file's metadata.
 
-    python -m ipbench.priors.install results/retrain/autoencoder.safetensors autoencoder \\
+    python -m ipbench.training.install results/retrain/autoencoder.safetensors autoencoder \\
         --train-module ipbench.priors.autoencoder --train-args steps=3000 seed=0 --needs digit_net
-    python -m ipbench.priors.install results/retrain/ud2m_px_sr4_k3.safetensors ud2m_px_sr4_k3 --from-card --needs pixel_ddpm
+    python -m ipbench.training.install results/retrain/ud2m_px_sr4_k3.safetensors ud2m_px_sr4_k3 --from-card --needs pixel_ddpm
 """
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from pathlib import Path
 import yaml
 from safetensors import safe_open
 
-from ipbench.suite.config import CONFIG_DIR, ROOT
-from .store import sha256_of
+from ipbench.store.catalog import CONFIG_DIR, ROOT
+from ipbench.store.files import sha256_of
 
 HEADER = """# Weights the suite ships (pinned by sha256, model card beside each file) and the published
 # checkpoints of the paper profile (hub repository or URL and files; no sha256 is pinned where it
 # cannot be known here: the first download records each file's hash in config/checksums.lock and
 # every later use is checked against it). Retrain the shipped ones with `snakemake --cores all
-# retrain` (files land in results/retrain/) and install one with `python -m ipbench.priors.install`.
+# retrain` (files land in results/retrain/) and install one with `python -m ipbench.training.install`.
 """
 CARRIED = ("scaling_factor", "feature_rms")
 
@@ -72,7 +72,7 @@ def main(argv=None):
     if args.from_card == bool(args.train_module or args.train_args):
         ap.error("give either --from-card or --train-module (with --train-args)")
     if args.from_card:
-        from .registry import train_spec_of
+        from .commands import train_spec_of
         command = card_of(Path(args.src)).get("command")
         if not command:
             ap.error(f"{args.src} has no training command in its card")

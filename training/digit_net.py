@@ -1,4 +1,4 @@
-"""Train the digit network on the 4,000 training digits (seeded; ``python -m ipbench.priors.train_digit_net``)."""
+"""Train the digit network on the 4,000 training digits (seeded; ``python -m ipbench.training.digit_net``)."""
 from __future__ import annotations
 
 import argparse
@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ipbench.datasets import digits
-from .digit_net import DigitNet
-from .store import save_weights
+from ipbench.metrics.digit_net import DigitNet
+from ipbench.store.files import save_weights
 
 
 def augment(x: torch.Tensor, g: torch.Generator, max_shift: int = 2, max_angle: float = 0.2) -> torch.Tensor:

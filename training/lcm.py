@@ -9,7 +9,7 @@ target f_theta- use the LCM boundary parametrisation (``priors.latent.consistenc
 
 Sampling then uses diffusers' ``LCMScheduler`` (4 or 8 steps). There is no w-embedding: the
 guidance is fixed at distillation time, as LCM-LoRA does.
-Train: ``python -m ipbench.priors.lcm --out priors/weights/lcm.safetensors``.
+Train: ``python -m ipbench.training.lcm --out priors/weights/lcm.safetensors``.
 """
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ import time
 import torch
 from tqdm import tqdm
 
-from .diffusion import ddim_step, tweedie
-from .latent import consistency_output
-from .schedules import alpha_bar
-from .training import train_step
+from ipbench.priors.diffusion import ddim_step, tweedie
+from ipbench.priors.latent import consistency_output
+from ipbench.priors.schedules import alpha_bar
+
+from .common import train_step
 
 
 def consistency_fn(unet, z, t, c, abar):
@@ -36,8 +37,8 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
             init=None):
     """``init``: a student to continue from (an earlier distillation) instead of the teacher's copy."""
     from ipbench.datasets.embedded import caption
-    from .latent_dm import GENERIC_PROMPT
-    from .text import TextEncoder
+    from ipbench.priors.latent_dm import GENERIC_PROMPT
+    from ipbench.priors.text import TextEncoder
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     table = TextEncoder().tokens([caption(k) for k in range(10)] + [GENERIC_PROMPT, ""])
@@ -74,18 +75,19 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
 
 
 def main(argv=None):
-    from ipbench.suite.config import ROOT, checkpoint
+    from ipbench.priors.latent_dm import build_unet
+    from ipbench.store.catalog import resolve
+    from ipbench.store.files import load_weights, save_weights
+
     from .autoencoder import encode_training_digits
-    from .latent_dm import build_unet
-    from .store import load_weights, save_weights
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="continue from these weights (an earlier distillation)")
     args = ap.parse_args(argv)
-    ck = checkpoint("latent_dm")
-    teacher = load_weights(build_unet(), ROOT / ck["path"], ck["sha256"])
+    ck = resolve("latent_dm")
+    teacher = load_weights(build_unet(), ck["path"], ck["sha256"])
     init = load_weights(build_unet(), args.init, None) if args.init else None
     z, labels = encode_training_digits()
     student, card = distill(teacher, z, labels, args.steps, seed=args.seed, init=init)

@@ -5,7 +5,7 @@ The degraded image x_1 is the task's measurement, noise included (the test-time 
 image size. Deblurring and inpainting use the OT-ODE with beta_max = 1, the other tasks beta_max = 0.3, as
 the official training scripts.
 
-    python -m ipbench.priors.bridge_training --task px_sr4 --steps 3000 --out results/retrain/i2sb_px_sr4.safetensors
+    python -m ipbench.training.bridge --task px_sr4 --steps 3000 --out results/retrain/i2sb_px_sr4.safetensors
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .bridge import BridgePrior, degraded_image, train_bridge
+from ipbench.priors.bridge import BridgePrior, degraded_image
 
 OT_ODE_OPERATORS = ("gaussian_blur", "uniform_blur", "inpainting")
 
@@ -25,17 +25,33 @@ def bridge_setting(operator: str) -> dict:
     return {"beta_max": 1.0 if ot else 0.3, "ot_ode": ot}
 
 
-def load_bridge(name: str) -> BridgePrior:
-    """A shipped bridge (config/checkpoints.yaml, sha256-checked) with the schedule it was trained with."""
-    from safetensors import safe_open
-    from ipbench.suite.config import ROOT, checkpoint
-    from .pixel_ddpm import load_unet
-    ck = checkpoint(name)
-    path = ROOT / ck["path"]
-    net = load_unet(path, ck["sha256"])
-    with safe_open(str(path), "pt") as f:
-        card = json.loads((f.metadata() or {}).get("card", "{}"))
-    return BridgePrior(net, card["beta_max"], card["ot_ode"])
+def train_bridge(net: torch.nn.Module, x0: torch.Tensor, x1: torch.Tensor, prior: BridgePrior, *, steps: int,
+                 batch_size: int = 32, lr: float = 1e-4, ema_decay: float = 0.999, seed: int = 0):
+    """Fit eps_theta on pairs (x0[i], x1[i]) of [-1, 1] images; return the EMA network and a card."""
+    import copy
+    import time
+
+    from tqdm import tqdm
+
+    from .common import train_step
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net.train()
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    t0, losses = time.time(), []
+    for step in (bar := tqdm(range(steps), desc="I2SB bridge")):
+        idx = torch.randint(len(x0), (batch_size,), generator=g)
+        n = torch.randint(1, prior.N, (batch_size,), generator=g)
+        a, b = x0[idx], x1[idx]
+        x_n = prior.q_sample(a, b, n, torch.randn(a.shape, generator=g))
+        target = (x_n - a) / prior.sigma2[n].sqrt().view(-1, 1, 1, 1)
+        loss = torch.nn.functional.mse_loss(net(x_n, n).sample, target)
+        train_step(opt, loss, net, ema, ema_decay, losses, bar, step)
+    card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
+            "beta_max": prior.beta_max, "ot_ode": prior.ot_ode, "wall_time_s": round(time.time() - t0, 1),
+            "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:])}
+    return ema, card
 
 
 def validation_psnr(prior: BridgePrior, op, x_val: torch.Tensor, nfe: int = 100, seed: int = 0) -> float:
@@ -47,22 +63,24 @@ def validation_psnr(prior: BridgePrior, op, x_val: torch.Tensor, nfe: int = 100,
 
 
 def main(argv=None):
-    from ipbench.suite.config import checkpoint
-    from .pixel_ddpm import architecture, load_pixel_prior
-    from .store import save_weights
-    from .training import task_data, task_parser
+    from ipbench.priors.pixel_ddpm import architecture, load_pixel_prior
+    from ipbench.store.catalog import resolve
+    from ipbench.store.files import save_weights
+
+    from .common import task_data, task_parser
     args = task_parser(__doc__, steps=3000, lr=1e-4).parse_args(argv)
     op, x_train, x_val, spec = task_data(args.task)
     g = torch.Generator().manual_seed(args.seed)
     x1 = torch.cat([degraded_image(op.measure(b, g), b.shape) for b in x_train.split(500)])
     setting = bridge_setting(spec["operator"]["name"])
-    prior = BridgePrior(load_pixel_prior(args.base).unet, **setting)
+    base = resolve(args.base)
+    prior = BridgePrior(load_pixel_prior(base).unet, **setting)
     ema, card = train_bridge(prior.net, 2 * x_train - 1, x1, prior, steps=args.steps, batch_size=args.batch_size,
                              lr=args.lr, seed=args.seed)
-    card.update(task=args.task, init=args.base, init_sha256=checkpoint(args.base)["sha256"],
+    card.update(task=args.task, init=args.base, init_sha256=base["sha256"],
                 n_train=len(x_train), n_val=len(x_val),
                 val_psnr_nfe100=round(validation_psnr(BridgePrior(ema, card["beta_max"], card["ot_ode"]), op, x_val), 3))
-    card["command"] = "python -m ipbench.priors.bridge_training " + " ".join(sys.argv[1:] if argv is None else argv)
+    card["command"] = "python -m ipbench.training.bridge " + " ".join(sys.argv[1:] if argv is None else argv)
     save_weights(ema, args.out, metadata={"card": json.dumps(card), "config": json.dumps(architecture(prior.net))})
     Path(args.out).with_suffix(".md").write_text(model_card(card))
     print(json.dumps(card, indent=1))
@@ -70,6 +88,7 @@ def main(argv=None):
 
 def model_card(card: dict) -> str:
     """The Markdown card shipped beside a bridge (written next to the trained file; install copies it)."""
+    from .commands import current_command
     schedule = "OT-ODE, " if card["ot_ode"] else ""
     return f"""# Model card: I2SB bridge, task `{card['task']}`
 
@@ -80,7 +99,7 @@ def model_card(card: dict) -> str:
   Used by I2SB and CDDB (`baselines/i2sb.py`, `baselines/cddb.py`).
 - **Data:** {card['n_train']} training digits (the embedded train split less every 20th digit), one fixed
   measurement each; validation: the {card['n_val']} held-out digits.
-- **Command:** `{card['command']}`
+- **Command:** `{current_command(card['command'])}`
 - **Training:** {card['steps']} batches of {card['batch_size']}, AdamW lr {card['lr']}, EMA {card['ema_decay']},
   seed {card['seed']}; wall time {card['wall_time_s']:.0f} s on 2 CPU cores; final loss (mean of the last 200)
   {card['final_loss_avg200']:.4f} (the wall time is as measured, with whatever else shared the two cores).
@@ -90,7 +109,7 @@ def model_card(card: dict) -> str:
 
 def rewrite_card(path: str) -> None:
     """Regenerate the Markdown card beside a bridge file from the training card in its metadata."""
-    from ipbench.priors.install import rewrite_card as rewrite
+    from ipbench.training.install import rewrite_card as rewrite
     rewrite(path, model_card)
 
 

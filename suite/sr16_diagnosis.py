@@ -1,7 +1,7 @@
 """Why 8-step LATINO trails the 1,000-step latent peers on ``sr16`` (embedded profile): the numbers
 behind note (2) of the LATINO-PRO table. Nothing in the tables or the configs is set from them.
 
-    python -m ipbench.report.sr16_diagnosis [--n 100]
+    python -m ipbench.suite.sr16_diagnosis [--n 100]
 
 On the first n test digits of the task: PSNR of A^dagger y; LATINO's chain step by step (PSNR of the
 decoded consistency output u and of the prox output, and the residual |A u - y| against the noise
@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from ipbench.methods import latino
 from ipbench.methods.latino import STEPS, initial_estimate, latino_pass, step_rule
 from ipbench.metrics import psnr
 from ipbench.priors.diffusion import tweedie
@@ -48,11 +47,11 @@ class TracedOperator:
 
 
 @torch.no_grad()
-def diagnose(x, y, op, prior, teacher, generators, delta: float, prompt: str = latino.GENERIC_PROMPT) -> dict:
+def diagnose(x, y, op, prior, teacher, generators, delta: float, prompt: str | None = None) -> dict:
     """The numbers of note (2). ``generators()`` gives fresh per-image generators (LATINO's seeds);
     ``teacher`` is the latent DM whose Tweedie estimate replaces the consistency step."""
     P = lambda a: float(psnr(a, x).mean())
-    c = prior.embed([prompt] * len(x))
+    c = prior.embed([prompt or prior.generic_prompt] * len(x))
     x_init = initial_estimate(y, op, "pinv")
     gamma = step_rule(op, y, prior, delta)
     traced = TracedOperator(op, x)
@@ -73,7 +72,7 @@ def diagnose(x, y, op, prior, teacher, generators, delta: float, prompt: str = l
 
 def main(argv=None):
     from ipbench import physics
-    from ipbench.priors.registry import load_prior
+    from ipbench.suite.priors import load_prior
     from ipbench.suite import io
     from ipbench.suite.config import ROOT, select
     from ipbench.suite.seeding import generators

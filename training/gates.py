@@ -1,6 +1,6 @@
 """Quality gates of the shipped generative priors, measured on 1,000 samples or the 1,000 test digits.
 
-``python -m ipbench.priors.gates pixel_ddpm`` samples the prior, classifies the samples with the digit
+``python -m ipbench.training.gates pixel_ddpm`` samples the prior, classifies the samples with the digit
 network, reports the share classified with confidence >= 0.9 and the FID against the test digits
 (digit-network features), and saves a sample grid under results/figures/.
 """
@@ -14,14 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ipbench.suite.config import ROOT, checkpoint, trained_by
+from ipbench.store.catalog import resolve, trained_by
 
-
-def digit_classifier():
-    from .digit_net import DigitNet
-    from .store import load_weights
-    ck = checkpoint("digit_net")
-    return load_weights(DigitNet(), ROOT / ck["path"], ck["sha256"])
+from .common import digit_feature_space, digit_net
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 10) -> None:
@@ -32,16 +27,9 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 10) -> None:
 
 @torch.no_grad()
 def classify(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    net = digit_classifier()
+    net = digit_net()
     probs = torch.cat([net(b).softmax(1) for b in images.split(250)])
     return probs.max(1)
-
-
-def _feature_space():
-    from ipbench.metrics.features import feature_space
-    ck = checkpoint("digit_net")
-    return feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
-                          "feature_rms": ck["feature_rms"]})
 
 
 @torch.no_grad()
@@ -50,16 +38,20 @@ def pixel_ddpm_gate(n: int = 1000, steps: int = 100, seed: int = 0, figure: str 
     """The shipped pixel DDPM ``name`` (sha256-pinned), or the file ``weights`` (a retrained candidate)."""
     from ipbench.datasets import digits
     from ipbench.metrics import fid
-    from .pixel_ddpm import PixelDiffusionPrior, load_pixel_prior, load_unet
-    from .sampling import ddim_sample
-    prior = PixelDiffusionPrior(load_unet(weights, None)) if weights else load_pixel_prior(name)
+    from ipbench.priors.pixel_ddpm import (
+        PixelDiffusionPrior,
+        load_pixel_prior,
+        load_unet,
+    )
+    from ipbench.priors.sampling import ddim_sample
+    prior = PixelDiffusionPrior(load_unet(weights, None)) if weights else load_pixel_prior(resolve(name))
     g = torch.Generator().manual_seed(seed)
     t0 = time.time()
     samples = torch.cat([ddim_sample(prior.eps, prior.abar, (250, 1, 32, 32), steps, 0.0, g, clip=1.0)
                          for _ in range(n // 250)])
     samples = ((samples + 1) / 2).clamp(0, 1)
     conf, _ = classify(samples)
-    fs = _feature_space()
+    fs = digit_feature_space()
     x, _ = digits("test", 32)
     if figure:
         save_grid(samples[:100], figure)
@@ -76,10 +68,10 @@ def latent_dm_gate(n_per_digit: int = 100, steps: int = 50, guidance: float = 3.
                    figure: str | None = None) -> dict:
     """Samples for 'a photo of a handwritten digit k' (DDIM, 50 steps, CFG) classified as k."""
     from ipbench.datasets.embedded import caption
-    from .latent import LatentDiffusionPrior
-    from .latent_dm import load_latent_dm
-    from .sampling import ddim_sample
-    prior: LatentDiffusionPrior = load_latent_dm()
+    from ipbench.priors.latent import LatentDiffusionPrior
+    from ipbench.priors.latent_dm import load_latent_dm
+    from ipbench.priors.sampling import ddim_sample
+    prior: LatentDiffusionPrior = load_latent_dm(resolve("latent_dm"))
     g = torch.Generator().manual_seed(seed)
     c_empty = prior.embed([""])
     hits, grid = [], []
@@ -107,9 +99,9 @@ def latent_dm_gate(n_per_digit: int = 100, steps: int = 50, guidance: float = 3.
 def lcm_gate(n_per_digit: int = 100, seed: int = 0, figure: str | None = None) -> dict:
     """4- and 8-step LCMScheduler samples for each prompted digit, classified as the prompt."""
     from ipbench.datasets.embedded import caption
-    from .latent_dm import load_latent_dm
-    from .sampling import lcm_scheduler_sample
-    prior = load_latent_dm("lcm")
+    from ipbench.priors.latent_dm import load_latent_dm
+    from ipbench.priors.sampling import lcm_scheduler_sample
+    prior = load_latent_dm(resolve("lcm"), consistency=True)
     out, grid = {}, []
     for n_steps in (4, 8):
         g = torch.Generator().manual_seed(seed)
@@ -128,7 +120,7 @@ def lcm_gate(n_per_digit: int = 100, seed: int = 0, figure: str | None = None) -
     return {"n_samples_per_setting": 10 * n_per_digit, "sampler": f"LCMScheduler, seed {seed}", **out}
 
 
-PIXEL_DDPMS = trained_by("ipbench.priors.pixel_ddpm")
+PIXEL_DDPMS = trained_by("ipbench.training.pixel_ddpm")
 GATES = {**{name: functools.partial(pixel_ddpm_gate, name=name) for name in PIXEL_DDPMS},
          "latent_dm": latent_dm_gate, "lcm": lcm_gate}
 

@@ -54,6 +54,7 @@ def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict | None = 
     metadata in hash-map order, which changes from process to process, so the header is written again with
     the metadata's keys sorted (same length: only the order changes)."""
     import json
+
     from safetensors.torch import save
     state = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     raw = save(state, metadata={str(k): str(v) for k, v in (metadata or {}).items()})
@@ -81,6 +82,33 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata in a safetensors file's header (no torch; empty for a file without)."""
+    import json
+    import struct
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(n)).get("__metadata__") or {}
+
+
+def safetensors_intact(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a whole safetensors file: its JSON header parses and the tensors' byte ranges end
+    exactly at the end of the file (a truncated or overwritten file fails). Reads the header only, no torch."""
+    import json
+    import struct
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            if n > size - 8:
+                return False
+            header = json.loads(f.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        return size == 8 + n + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
+        return False
 
 
 def read_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -57,3 +57,9 @@ class DigitNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
+
+
+def load_digit_net(ck: dict) -> DigitNet:
+    """The digit network of a resolved checkpoint (``store.catalog.resolve``), sha256-checked."""
+    from ipbench.store.files import load_weights
+    return load_weights(DigitNet(), ck["path"], ck["sha256"]).eval()

@@ -100,3 +100,19 @@ def holdout(x: torch.Tensor, every: int = 20) -> tuple[torch.Tensor, torch.Tenso
     val = torch.zeros(len(x), dtype=torch.bool)
     val[::every] = True
     return x[~val], x[val]
+
+
+def digit_net():
+    """The shipped digit network (catalogue entry ``digit_net``), sha256-checked: the gates' classifier."""
+    from ipbench.metrics.digit_net import load_digit_net
+    from ipbench.store.catalog import resolve
+    return load_digit_net(resolve("digit_net"))
+
+
+def digit_feature_space():
+    """The embedded feature space (FID, KID, LPIPS) of the shipped digit network."""
+    from ipbench.metrics.features import feature_space
+    from ipbench.store.catalog import resolve
+    ck = resolve("digit_net")
+    return feature_space({"name": "digit_net", "path": str(ck["path"]), "sha256": ck["sha256"],
+                          "feature_rms": ck["feature_rms"]})

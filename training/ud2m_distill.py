@@ -12,7 +12,7 @@ BCE-with-logits, which bounds the adversarial term: ``--d-output sigmoid``), B =
 receive no gradient in the official code). Training digits: the embedded train split less every 20th
 digit, which is the validation set (200 digits, class-balanced) on which the card reports PSNR.
 
-    python -m ipbench.priors.ud2m_distill --task sr4_mnist --K 3 --steps 2000 --out results/retrain/ud2m_sr4_mnist_k3.safetensors
+    python -m ipbench.training.ud2m_distill --task sr4_mnist --K 3 --steps 2000 --out results/retrain/ud2m_sr4_mnist_k3.safetensors
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .diffusion import add_noise, eps_from_x0
+from ipbench.priors.diffusion import add_noise, eps_from_x0
 
 
 class Discriminator(nn.Module):
@@ -78,7 +78,7 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
         logit if d_output == "logit" else torch.sigmoid(logit), torch.full_like(logit, float(target)))
     from ipbench.methods.ud2m import f_psi, official_warm_start, unfolded_modules
     warm_start = official_warm_start(op) if warm_start == "official" else warm_start     # the card names the form
-    from .lora import add_lora, lora_state
+    from ipbench.priors.lora import add_lora, lora_state
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     lora = add_lora(prior.unet, rank, alpha)
@@ -158,12 +158,12 @@ def validation_psnr(prior, op, x_val: torch.Tensor, K: int, N: int, lam: float, 
 
 
 def main(argv=None):
-    from ipbench.metrics.features import feature_space
-    from ipbench.suite.config import ROOT, checkpoint
-    from .pixel_ddpm import load_pixel_prior
-    from .store import save_tensors
-    from .training import task_data, task_parser
     from ipbench.methods.ud2m import WARM_STARTS
+    from ipbench.priors.pixel_ddpm import load_pixel_prior
+    from ipbench.store.catalog import resolve
+    from ipbench.store.files import save_tensors
+
+    from .common import digit_feature_space, task_data, task_parser
     ap = task_parser(__doc__, steps=2000, lr=1e-4)
     ap.add_argument("--K", type=int, default=3)
     ap.add_argument("--warm-start", default="official", choices=list(WARM_STARTS),
@@ -174,24 +174,23 @@ def main(argv=None):
     ap.add_argument("--bf16", action="store_true", help="the DDPM's forward passes under bfloat16 autocast (faster on CPU)")
     args = ap.parse_args(argv)
     op, x_train, x_val, _ = task_data(args.task)
-    ck = checkpoint("digit_net")
-    fs = feature_space({"name": "digit_net", "path": str(ROOT / ck["path"]), "sha256": ck["sha256"],
-                        "feature_rms": ck["feature_rms"]})
-    prior = load_pixel_prior(args.base)
+    fs = digit_feature_space()
+    base = resolve(args.base)
+    prior = load_pixel_prior(base)
     if args.warm_start == "ram":
-        from .ram import load_ram
-        prior.ram = load_ram(args.ram)
+        from ipbench.priors.ram import load_ram
+        prior.ram = load_ram(resolve(args.ram))
     before = validation_psnr(prior, op, x_val, args.K, 3, 1.0, args.warm_start, args.seed)
     tensors, card = distill(prior, op, x_train, args.K, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                             warm_start=args.warm_start, lpips=fs.lpips, seed=args.seed, d_output=args.d_output,
                             ram=getattr(prior, "ram", None), bf16=args.bf16)
     if args.warm_start == "ram":
-        card.update(ram=args.ram, ram_sha256=checkpoint(args.ram)["sha256"])
-    card.update(task=args.task, base=args.base, base_sha256=checkpoint(args.base)["sha256"],
+        card.update(ram=args.ram, ram_sha256=resolve(args.ram)["sha256"])
+    card.update(task=args.task, base=args.base, base_sha256=base["sha256"],
                 n_train=len(x_train), n_val=len(x_val), val_psnr_untrained_N3=round(before, 3),
                 val_psnr_N3=round(validation_psnr(prior, op, x_val, args.K, 3, card["lam"], args.warm_start,
                                                   args.seed), 3))
-    card["command"] = "python -m ipbench.priors.ud2m_distill " + " ".join(sys.argv[1:] if argv is None else argv)
+    card["command"] = "python -m ipbench.training.ud2m_distill " + " ".join(sys.argv[1:] if argv is None else argv)
     save_tensors(tensors, args.out, metadata={"card": json.dumps(card)})
     Path(args.out).with_suffix(".md").write_text(model_card(card))
     print(json.dumps(card, indent=1))
@@ -199,17 +198,18 @@ def main(argv=None):
 
 def model_card(card: dict) -> str:
     """The Markdown card shipped beside an adapter (written next to the trained file; install copies it)."""
+    from .commands import current_command
     ram = card.get("warm_start") == "ram"
     return f"""# Model card: UD2M{'+RAM' if ram else ''} adapter, task `{card['task']}`, K = {card['K']}
 
 - **What:** LoRA (rank {card['rank']}, alpha {card['alpha']}, {card['lora_parameters']:,} parameters, on the attention
   projections of the frozen pixel DDPM `{card['base']}`, sha256 `{card['base_sha256'][:12]}...`) and the learnt
-  lambda of UD2M's {card['K']} unfolded LATINO modules, distilled by `priors/ud2m_distill.py` (L2 consistency +
+  lambda of UD2M's {card['K']} unfolded LATINO modules, distilled by `training/ud2m_distill.py` (L2 consistency +
   adversarial + {card['w_ps']} x digit LPIPS; discriminator conditioned on y, squared-gradient penalty
   {card['w_gp']}). Warm start f_psi: `{card['warm_start']}`{ram_text(card)}.
 - **Data:** {card['n_train']} training digits (the embedded train split less every 20th digit); validation:
   the {card['n_val']} held-out digits.
-- **Command:** `{card['command']}`
+- **Command:** `{current_command(card['command'])}`
 - **Training:** {card['steps']} batches of {card['batch_size']} (generator and discriminator alternate), AdamW lr
   {card['lr']}, seed {card['seed']}, {card.get('precision', 'float32')}; wall time {card['wall_time_s']:.0f} s on 2 CPU cores. Final losses (mean of the
   last 100 of each): L2 {card['final_l2_avg100']:.4f}, adversarial {card['final_adv_avg100']:.3f}, LPIPS
@@ -236,7 +236,7 @@ def ram_text(card: dict) -> str:
 
 def rewrite_card(path: str) -> None:
     """Regenerate the Markdown card beside an adapter file from the training card in its metadata."""
-    from ipbench.priors.install import rewrite_card as rewrite
+    from ipbench.training.install import rewrite_card as rewrite
     rewrite(path, model_card)
 
 

@@ -1,0 +1,55 @@
+"""The checkpoint catalogue, ``config/checkpoints.yaml``: a name -> its pinned file, sha256 and card fields.
+
+Loaders take what ``resolve`` returns (the entry with an absolute ``path`` and its ``needs`` resolved in
+turn); only callers, which know a name, read the catalogue. Imports no torch (planning the DAG reads it)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "config"
+CATALOGUE = CONFIG_DIR / "checkpoints.yaml"
+
+
+def entries(path: Path = CATALOGUE) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def checkpoint(name: str, path: Path = CATALOGUE) -> dict:
+    """The catalogue's entry for ``name`` as written (``path`` relative to the checkout)."""
+    catalogue = entries(path)
+    if name not in catalogue:
+        raise ValueError(f"unknown checkpoint {name!r}; valid: {', '.join(sorted(catalogue))}")
+    return catalogue[name]
+
+
+def resolve(name: str, path: Path = CATALOGUE) -> dict:
+    """``name``'s entry ready for a loader: ``name``, ``path`` made absolute (shipped files), and ``needs`` as a
+    mapping from each dependency's name to its resolved entry."""
+    entry = dict(checkpoint(name, path))
+    entry["name"] = name
+    if "path" in entry:
+        entry["path"] = ROOT / entry["path"]
+    entry["needs"] = {dep: resolve(dep, path) for dep in entry.get("needs", [])}
+    return entry
+
+
+def trained_by(module: str, path: Path = CATALOGUE) -> list[str]:
+    """The shipped (pinned) checkpoints that the training module ``module`` produces, e.g. every pixel DDPM
+    (``ipbench.training.pixel_ddpm``): what loads, gates and draws a checkpoint follows from how it was made,
+    not from its name."""
+    return sorted(n for n, e in entries(path).items() if "path" in e and e.get("train", {}).get("module") == module)
+
+
+def prior_files(name: str, path: Path = CATALOGUE) -> list[str]:
+    """The shipped weight files a prior reads (inputs of the solve jobs), empty for fetched ones."""
+    try:
+        entry = checkpoint(name, path)
+    except ValueError:                       # a composite paper prior (e.g. sdxl_dmd2): fetched, not shipped
+        return []
+    files = [entry["path"]] if "path" in entry else []
+    for dep in entry.get("needs", []):
+        files += prior_files(dep, path)
+    return files
