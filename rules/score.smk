@@ -28,7 +28,7 @@ rule unknown_record:
     output:
         "results/score/{profile_name}/{task_name}/{solver_name}/record.json",
     shell:
-        "exit 1"
+        "echo 'error: no rule makes {output:q} with this profile' >&2; exit 1"
 
 
 ruleorder: score > unknown_record

@@ -48,8 +48,7 @@ def unknown_table_name(wildcards):
         feature_weights()
         for task, solver in suite_config.table_pairs(config, wildcards.name):
             solve_weights(Wildcards(task=task, solver=solver))
-    name = wildcards.name
-    raise ValueError(f"no rule makes results/table_{name}.md with the {PROFILE!r} profile")
+    return []              # a known table whose runs can be planned: the real rule makes it (ruleorder)
 
 
 rule unknown_table:
@@ -58,7 +57,7 @@ rule unknown_table:
     output:
         "results/table_{name}.md",
     shell:
-        "exit 1"
+        "echo 'error: no rule makes {output:q} with this profile' >&2; exit 1"
 
 
 ruleorder: table > unknown_table
