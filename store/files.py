@@ -84,29 +84,31 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             os.remove(tmp)
 
 
-def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The string metadata in a safetensors file's header (no torch; empty for a file without)."""
+def _header(path: str | os.PathLike) -> tuple[int, dict]:
+    """(length, parsed JSON) of a safetensors file's header; ValueError if the length runs past the file."""
     import json
     import struct
+    size = os.path.getsize(path)
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(n)).get("__metadata__") or {}
+        if n > size - 8:
+            raise ValueError(f"{path}: the header length {n} runs past the end of the file")
+        return n, json.loads(f.read(n))
+
+
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata in a safetensors file's header (no torch; empty for a file without)."""
+    return _header(path)[1].get("__metadata__") or {}
 
 
 def safetensors_intact(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a whole safetensors file: its JSON header parses and the tensors' byte ranges end
     exactly at the end of the file (a truncated or overwritten file fails). Reads the header only, no torch."""
-    import json
     import struct
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > size - 8:
-                return False
-            header = json.loads(f.read(n))
+        n, header = _header(path)
         end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-        return size == 8 + n + end
+        return os.path.getsize(path) == 8 + n + end
     except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
         return False
 
