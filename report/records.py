@@ -38,6 +38,12 @@ SCHEMA = {
                                 "network_calls": {"type": "object"},
                                 "bare_network_s": {"type": "object",
                                                    "additionalProperties": {"type": "number", "minimum": 0}}}},
+        "shards": {"type": "array", "description": "the solve's shards (separate jobs): image range [start, stop), "
+                   "mini-batch size, wall time, peak memory and NFE of each",
+                   "items": {"type": "object", "required": ["shard", "batch_size", "wall_time_s", "peak_memory_mb"],
+                             "properties": {"shard": {"type": "array", "items": {"type": "integer"},
+                                                      "minItems": 2, "maxItems": 2},
+                                            "batch_size": {"type": "integer", "minimum": 1}}}},
         "feature_space": {"type": "string"},
         "per_image": {"type": "object", "required": ["index", "psnr", "ssim", "lpips"],
                       "properties": {"index": {"type": "array", "items": {"type": "integer"}},

@@ -45,6 +45,7 @@ wildcard_constraints:
     solver="|".join(SOLVERS),
     table="|".join(TABLES),
     bench="|".join(BENCHES) or "^$",
+    shard=r"\d+",
 
 
 def spec(builder, *names):
@@ -73,6 +74,12 @@ def solve_weights(wildcards):
     """The weights a solve reads; a (task, solver) pair the config does not run is refused with the reason."""
     suite_config.require_pair(config, wildcards.task, wildcards.solver)
     return shipped(suite_config.prior_files(config, wildcards.solver, wildcards.task))
+
+
+def shard_files(wildcards, ext):
+    """The shards' outputs of one solve (``ext``: safetensors or json), in image order."""
+    ranges = suite_config.shards(config, wildcards.task, wildcards.solver)
+    return [f"results/solve/{PROFILE}/{wildcards.task}/{wildcards.solver}/shard_{k}.{ext}" for k in range(len(ranges))]
 
 
 def table_records(wildcards):

@@ -1,14 +1,16 @@
-# Per-image and set-level metrics; the run record of (profile, task, solver).
+# The shards of a solve gathered (samples.safetensors), per-image and set-level metrics; the run record of
+# (profile, task, solver).
 
 
 rule score:
     input:
         degraded="results/degraded/{profile}/{task}.safetensors",
-        samples="results/solve/{profile}/{task}/{solver}/samples.safetensors",
-        meta="results/solve/{profile}/{task}/{solver}/meta.json",
+        samples=lambda wc: shard_files(wc, "safetensors"),
+        meta=lambda wc: shard_files(wc, "json"),
         features=feature_weights,
     output:
-        "results/score/{profile}/{task}/{solver}/record.json",
+        record="results/score/{profile}/{task}/{solver}/record.json",
+        samples="results/solve/{profile}/{task}/{solver}/samples.safetensors",
     log:
         "logs/score/{profile}/{task}/{solver}.log",
     params:
@@ -19,7 +21,8 @@ rule score:
         mem_mb=8000,
     shell:
         "{SUITE} --threads {threads} score --spec {params.spec:q} --degraded {input.degraded:q} "
-        "--samples {input.samples:q} --meta {input.meta:q} --out {output:q} 2> {log:q}"
+        "--samples {input.samples:q} --meta {input.meta:q} --out {output.record:q} --gathered {output.samples:q} "
+        "2> {log:q}"
 
 
 rule unknown_record:

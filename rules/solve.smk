@@ -1,4 +1,4 @@
-# One solver on all measurements of one task, as one batch.
+# One solver on one shard of a task's images (config `sharding`: images per job, images per mini-batch).
 
 
 rule solve:
@@ -6,14 +6,14 @@ rule solve:
         degraded="results/degraded/{profile}/{task}.safetensors",
         prior=solve_weights,
     output:
-        samples="results/solve/{profile}/{task}/{solver}/samples.safetensors",
-        meta="results/solve/{profile}/{task}/{solver}/meta.json",
+        samples="results/solve/{profile}/{task}/{solver}/shard_{shard}.safetensors",
+        meta="results/solve/{profile}/{task}/{solver}/shard_{shard}.json",
     log:
-        "logs/solve/{profile}/{task}/{solver}.log",
+        "logs/solve/{profile}/{task}/{solver}/shard_{shard}.log",
     benchmark:
-        "results/benchmarks/solve/{profile}/{task}/{solver}.tsv"
+        "results/benchmarks/solve/{profile}/{task}/{solver}/shard_{shard}.tsv"
     params:
-        spec=lambda wc: spec(suite_config.solve_spec, wc.task, wc.solver),
+        spec=lambda wc: spec(suite_config.shard_spec, wc.task, wc.solver, int(wc.shard)),
     threads: 1  # small batches gain little from a second thread: two solves side by side finish sooner
     resources:
         runtime=60,

@@ -25,17 +25,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--dataset-file", help="dataset file (paper profile), checked against its sha256 before use")
     p.add_argument("--lock", help="lock file of the sha256s recorded on first download (default: config/checksums.lock)")
-    p = sub.add_parser("solve", help="run a solver on a task's measurements")
+    p = sub.add_parser("solve", help="run a solver on (a shard of) a task's measurements")
     p.add_argument("--spec", required=True)
     p.add_argument("--degraded", required=True)
     p.add_argument("--samples", required=True)
     p.add_argument("--meta", required=True)
-    p = sub.add_parser("score", help="score a solver's samples and write the run record")
+    p = sub.add_parser("score", help="gather a solve's shards, score them and write the run record")
     p.add_argument("--spec", required=True)
     p.add_argument("--degraded", required=True)
-    p.add_argument("--samples", required=True)
-    p.add_argument("--meta", required=True)
+    p.add_argument("--samples", nargs="+", required=True, help="the shards' samples")
+    p.add_argument("--meta", nargs="+", required=True, help="the shards' meta, in the same order")
     p.add_argument("--out", required=True)
+    p.add_argument("--gathered", help="write the shards' samples as one file here")
     p = sub.add_parser("table", help="aggregate run records into a Markdown table and its CSV")
     p.add_argument("--spec", required=True)
     p.add_argument("--paper-numbers", required=True)
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
         elif args.stage == "solve":
             stages.solve(spec, args.degraded, args.samples, args.meta)
         elif args.stage == "score":
-            stages.score(spec, args.degraded, args.samples, args.meta, args.out)
+            stages.score(spec, args.degraded, args.samples, args.meta, args.out, args.gathered)
         elif args.stage == "table":
             stages.table(spec, args.records, args.paper_numbers, args.out, args.csv)
         elif args.stage == "figure" and args.kind == "restoration":

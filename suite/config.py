@@ -237,6 +237,9 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     out = {**degrade_spec(cfg, task), "solver": solver, "module": module_name(cfg, solver), "hyper": hyper,
            "device": cfg["device"], "bare_timing_every": cfg["bare_timing_every"],
            "solver_images": min(s.get("n_images", cfg["n_images"]), cfg["n_images"])}
+    n, sharding = out["solver_images"], cfg.get("sharding", {})
+    out["shard_size"] = min(s.get("shard_size") or sharding.get("shard_size") or n, n)
+    out["batch_size"] = min(s.get("batch_size") or sharding.get("batch_size") or out["shard_size"], out["shard_size"])
     kind = prior_kind(out["module"])
     if kind:
         if kind not in cfg.get("priors", {}):
@@ -246,6 +249,21 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
         if kind in ("latent", "consistency") and "image_text" in cfg["priors"]:
             out["priors"]["image_text"] = cfg["priors"]["image_text"]
     return out
+
+
+def shards(cfg: dict, task: str, solver: str) -> list[tuple[int, int]]:
+    """The image ranges [start, stop) of a solve's shards, each one Snakemake job."""
+    spec = solve_spec(cfg, task, solver)
+    n, size = spec["solver_images"], spec["shard_size"]
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def shard_spec(cfg: dict, task: str, solver: str, shard: int) -> dict:
+    """The spec of one shard's solve job: the solve's spec and the image range of shard ``shard``."""
+    ranges = shards(cfg, task, solver)
+    if not 0 <= shard < len(ranges):
+        raise ValueError(f"{solver} on {task} has {len(ranges)} shard(s) (0..{len(ranges) - 1}), not shard {shard}")
+    return {**solve_spec(cfg, task, solver), "shard": list(ranges[shard])}
 
 
 def prior_size_error(name: str, image_size: int, task: str) -> str | None:

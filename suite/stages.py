@@ -71,8 +71,11 @@ def with_prompts(hyper: dict, labels: torch.Tensor, task: str) -> dict:
 
 
 def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
-    """Run one solver on all measurements of a task, as one batch; record NFE, time and memory."""
+    """Run one solver on one shard of a task's measurements (``spec['shard']``: the image range [start, stop);
+    all images without it), in mini-batches of ``spec['batch_size']`` images; record NFE, time and memory."""
     data = _first(io.read_tensors(degraded), spec.get("solver_images"))
+    lo, hi = spec.get("shard", (0, len(data["index"])))
+    data = {k: v[lo:hi] for k, v in data.items()}
     task, name, solver = spec["task_spec"], spec["task"], spec["solver"]
     module = solver_module(spec.get("module", solver))
     device = spec.get("device", "cpu")
@@ -89,23 +92,33 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     index = data["index"].tolist()
     gens = generators(spec["profile"], name, solver, index, device)
     hyper = with_prompts(spec.get("hyper", {}), data["labels"], name)
-    y = data["y"].to(device)
+    batch = spec.get("batch_size") or len(index)
     if prior is not None:       # bare network calls timed in the course of the solve (priors/calls.py)
-        prior.calls.interleave(spec.get("bare_timing_every", 0)).progress(f"{solver} on {name}, {len(index)} images")
+        prior.calls.interleave(spec.get("bare_timing_every", 0)).progress(
+            f"{solver} on {name}, images {lo}..{hi - 1}")
     run = getattr(module, "solve_with_extras", None)      # a solver with more to keep than the image
-    log.info("%s on %s: solving %d images as one batch", solver, name, len(index))
+    log.info("%s on %s: images %d..%d in mini-batches of %d", solver, name, lo, hi - 1, batch)
+    parts = []
     with stopwatch(device) as t:
-        x_hat, extras = run(y, op, prior, generator=gens, **hyper) if run else (module.solve(y, op, prior, generator=gens, **hyper), {})
+        for b in range(0, len(index), batch):
+            part = slice(b, b + batch)
+            y = data["y"][part].to(device)
+            kw = {k: v[part] if k == "prompts" else v for k, v in hyper.items()}   # prompts: one per image
+            x_hat, extras = run(y, op, prior, generator=gens[part], **kw) if run else \
+                (module.solve(y, op, prior, generator=gens[part], **kw), {})
+            parts.append({"x_hat": x_hat.float().cpu(), **{k: v.float().cpu() for k, v in extras.items()}})
+            del x_hat, extras, y
     if prior is not None:
         prior.calls.close_progress()
+    out = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     replay_s = prior.calls.replay_s if prior is not None else 0.0
     wall_s = t["wall_time_s"] - replay_s
-    if not torch.isfinite(x_hat).all():
+    if not torch.isfinite(out["x_hat"]).all():
         raise FloatingPointError(f"solver {solver!r} produced NaN or inf on task {name!r}")
     nfe_total = int(getattr(prior, "nfe", 0))
-    meta = {"wall_time_s": wall_s, "bare_timing_s": replay_s, "peak_memory_mb": t["peak_memory_mb"],
-            "nfe_total": nfe_total, "nfe_per_image": nfe_total / len(index),
-            "autoencoder_calls_per_image": getattr(prior, "ae_calls", 0) / len(index), "prior_load_s": load_s,
+    meta = {"shard": [lo, hi], "batch_size": batch, "wall_time_s": wall_s, "bare_timing_s": replay_s,
+            "peak_memory_mb": t["peak_memory_mb"], "nfe_total": nfe_total,
+            "autoencoder_calls": int(getattr(prior, "ae_calls", 0)), "prior_load_s": load_s,
             "seeds": [seed_for(spec["profile"], name, solver, i) for i in index]}
     if prior is not None:       # the network calls alone: the cost no loop can avoid (priors/calls.py)
         from ipbench.priors.calls import bare_seconds
@@ -113,9 +126,36 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
         meta["bare_network_s"] = bare_seconds(prior.calls, device)
     log.info("%s on %s: %d images in %.1f s (%.1f s more timing bare calls)", solver, name, len(index), wall_s,
              replay_s)
-    io.write_tensors(out_samples, {"x_hat": x_hat.float().cpu(), "index": data["index"],
-                                   **{k: v.float().cpu() for k, v in extras.items()}})
+    io.write_tensors(out_samples, {**out, "index": data["index"]})
     io.write_json(out_meta, meta)
+
+
+def gather(samples: list[str], metas: list[str]) -> tuple[dict, dict]:
+    """The shards of one solve as one: samples concatenated in image order, their costs summed (time, calls,
+    NFE) or maxed (peak memory; shards run as separate jobs), each shard's own cost kept under ``shards``."""
+    parts, runs = [io.read_tensors(p) for p in samples], [io.read_json(m) for m in metas]
+    order = sorted(range(len(runs)), key=lambda i: runs[i]["shard"][0])
+    parts, runs = [parts[i] for i in order], [runs[i] for i in order]
+    for prev, cur in zip(runs, runs[1:]):
+        if prev["shard"][1] != cur["shard"][0]:
+            raise ValueError(f"the shards do not tile the images: {prev['shard']} then {cur['shard']}")
+    est = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    n = len(est["index"])
+    total = lambda key: sum(r.get(key, 0) for r in runs)
+    run = {"wall_time_s": total("wall_time_s"), "bare_timing_s": total("bare_timing_s"),
+           "peak_memory_mb": max(r["peak_memory_mb"] for r in runs), "nfe_total": total("nfe_total"),
+           "nfe_per_image": total("nfe_total") / n, "autoencoder_calls_per_image": total("autoencoder_calls") / n,
+           "prior_load_s": total("prior_load_s"), "seeds": [s for r in runs for s in r["seeds"]],
+           "shards": [{k: r[k] for k in ("shard", "batch_size", "wall_time_s", "peak_memory_mb", "nfe_total")}
+                      for r in runs]}
+    for key in ("network_calls", "bare_network_s"):
+        if any(key in r for r in runs):
+            summed: dict = {}
+            for r in runs:
+                for k, v in r.get(key, {}).items():
+                    summed[k] = summed.get(k, 0) + v
+            run[key] = summed
+    return est, run
 
 
 def _first(data: dict, n: int | None) -> dict:
@@ -123,12 +163,14 @@ def _first(data: dict, n: int | None) -> dict:
     return data if n is None else {k: v[:n] for k, v in data.items()}
 
 
-def score(spec: dict, degraded: str, samples: str, meta: str, out_record: str) -> None:
-    """Per-image PSNR / SSIM / LPIPS and set-level FID / KID; assemble and validate the run record."""
-    data, est, run = io.read_tensors(degraded), io.read_tensors(samples), io.read_json(meta)
-    data = _first(data, spec.get("solver_images"))
+def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_record: str,
+          out_samples: str | None = None) -> None:
+    """Gather the shards of a solve (``out_samples``: their samples as one file), score them: per-image PSNR /
+    SSIM / LPIPS and set-level FID / KID; assemble and validate the run record."""
+    est, run = gather(samples, metas)
+    data = _first(io.read_tensors(degraded), spec.get("solver_images"))
     if not torch.equal(data["index"], est["index"]):
-        raise ValueError(f"{samples} does not hold the images of {degraded}")
+        raise ValueError(f"the shards {', '.join(samples)} do not hold the images of {degraded}")
     x, x_hat = data["x"], est["x_hat"]
     fs = feature_space(spec["features"], spec.get("device", "cpu"))
     f_true, f_hat = fs.features(x), fs.features(x_hat)
@@ -154,10 +196,13 @@ def score(spec: dict, degraded: str, samples: str, meta: str, out_record: str) -
         "cost": {k: run[k] for k in ("autoencoder_calls_per_image", "network_calls", "bare_network_s", "bare_timing_s",
                                            "prior_load_s")
                  if k in run},
+        "shards": run["shards"],
         "feature_space": fs.description,
         "per_image": per_image, "metrics": summary,
     }
     validate_record(record)
+    if out_samples:
+        io.write_tensors(out_samples, est)
     io.write_json(out_record, record)
 
 

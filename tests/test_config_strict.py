@@ -39,7 +39,7 @@ def test_a_misspelt_solver_key(base):
     cfg = copy.deepcopy(base)
     cfg["solvers"]["latino"]["hyperr"] = cfg["solvers"]["latino"].pop("hyper")
     msg = error_of(cfg)
-    assert "unknown key 'hyperr' at solvers/latino (did you mean 'hyper'?); valid: hyper, label, module, " in msg
+    assert "unknown key 'hyperr' at solvers/latino (did you mean 'hyper'?); valid: batch_size, hyper, label, module, " in msg
 
 
 def test_a_misspelt_keyword_of_solve(base):

@@ -62,6 +62,24 @@ def test_smoke_metrics_match_committed_values(smoke_run):
     assert not moved, "metrics moved:\n" + "\n".join(moved)
 
 
+def test_sharded_solves_are_jobs_gathered_by_scoring(smoke_run):
+    """The smoke profile splits UD2M and DDRM into two shard jobs of 4 images (UD2M in mini-batches of 2): each
+    shard is its own job with its own samples and costs, scoring gathers them, and their metrics are those of
+    an unsplit solve (the committed values above)."""
+    workdir, _ = smoke_run
+    for task in ("px_deblur_gaussian", "px_deblur_uniform"):
+        for solver, batch in (("ud2m", 2), ("ddrm", 4)):
+            rec = json.loads((workdir / f"results/score/smoke/{task}/{solver}/record.json").read_text())
+            assert [(s["shard"], s["batch_size"]) for s in rec["shards"]] == [([0, 4], batch), ([4, 8], batch)]
+            assert rec["nfe"]["total"] == sum(s["nfe_total"] for s in rec["shards"])
+            assert rec["per_image"]["index"] == list(range(8))
+            for k in range(2):
+                assert (workdir / f"results/solve/smoke/{task}/{solver}/shard_{k}.safetensors").exists()
+                assert (workdir / f"results/benchmarks/solve/smoke/{task}/{solver}/shard_{k}.tsv").exists()
+    rec = json.loads((workdir / "results/score/smoke/deblur_gaussian/latino_pro/record.json").read_text())
+    assert [(s["shard"], s["batch_size"]) for s in rec["shards"]] == [([0, 8], 4)]
+
+
 def test_calibration_report_from_the_smoke_records(smoke_run):
     """The calibration report reads the smoke run's records and samples: four rows per latent task, the
     calibrated prompts kept beside LATINO-PRO's samples, every row's digit reading from its record."""
