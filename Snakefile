@@ -19,6 +19,10 @@ include: "rules/w2.smk"
 include: "rules/figures.smk"
 
 
+# light jobs run where Snakemake runs, never submitted to a cluster; the others ask what config `cluster` says
+localrules: all, figures, retrain, table, bench, calibration_report, w2_table, unknown_record, unknown_table
+
+
 rule all:
     input:
         expand("results/table_{table}.md", table=TABLES),

@@ -82,6 +82,23 @@ def shard_files(wildcards, ext):
     return [f"results/solve/{PROFILE}/{wildcards.task}/{wildcards.solver}/shard_{k}.{ext}" for k in range(len(ranges))]
 
 
+def cluster(stage):
+    """A rule's resources from the config's ``cluster`` section (suite/config.py: job_resources), each a
+    function of the job's wildcards: a solve's follow its solver and the images of its shard."""
+
+    def job(wc):
+        if stage == "solve":
+            lo, hi = suite_config.shard_spec(config, wc.task, wc.solver, int(wc.shard))["shard"]
+            return suite_config.job_resources(config, stage, solver=wc.solver, images=hi - lo)
+        if stage == "score":
+            images = suite_config.solve_spec(config, wc.task, wc.solver)["solver_images"]
+            return suite_config.job_resources(config, stage, images=images)
+        return suite_config.job_resources(config, stage)
+
+    keys = ("slurm_partition", "gpu", "runtime", "mem_mb", "cpus_per_task")
+    return {key: (lambda wc, key=key: job(wc)[key]) for key in keys}
+
+
 def table_records(wildcards):
     """Run records behind a table (``wildcards.table``, or a table name)."""
     name = wildcards if isinstance(wildcards, str) else wildcards.table

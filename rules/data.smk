@@ -21,8 +21,7 @@ rule fetch_dataset:
         resource=lambda wc: json.dumps({**config["datasets"][wc.key]["source"],
                                         "sha256": config["datasets"][wc.key].get("sha256")}),
     resources:
-        runtime=240,
-        mem_mb=2000,
+        **cluster("fetch"),
     shell:
         "{SUITE} --threads {threads} fetch --key {wildcards.key:q} --resource {params.resource:q} "
         "--dest resources/datasets --lock {LOCK:q} 2> {log:q}"
@@ -39,7 +38,6 @@ rule degrade:
         spec=lambda wc: spec(suite_config.degrade_spec, wc.task),
         dataset=lambda wc, input: ["--dataset-file", input[0], "--lock", LOCK] if input else [],
     resources:
-        runtime=10,
-        mem_mb=4000,
+        **cluster("degrade"),
     shell:
         "{SUITE} --threads {threads} degrade --spec {params.spec:q} --out {output:q} {params.dataset:q} 2> {log:q}"

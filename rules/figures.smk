@@ -25,6 +25,8 @@ rule restoration_figure:
         "logs/figures/restoration_{task}.log",
     params:
         spec=lambda wc: spec(suite_config.restoration_spec, wc.task),
+    resources:
+        **cluster("figure"),
     shell:
         "{SUITE} --threads {threads} figure restoration --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} "
         "--samples {input.samples:q} 2> {log:q}"
@@ -42,6 +44,8 @@ rule calibration_figure:
     params:
         spec=lambda wc: spec(suite_config.calibration_spec, wc.task),
     threads: 64  # every core: Snakemake caps a rule's threads at --cores
+    resources:
+        **cluster("figure"),
     shell:
         "{SUITE} --threads {threads} figure calibration --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} 2> {log:q}"
 
@@ -58,7 +62,6 @@ rule prior_gate:
     wildcard_constraints:
         prior="|".join(GATED) or "none",
     resources:
-        runtime=60,
-        mem_mb=8000,
+        **cluster("figure"),
     shell:
         "{RUN} ipbench.training.gates {wildcards.prior:q} --figure {output.figure:q} > {output.gate:q} 2> {log:q}"

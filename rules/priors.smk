@@ -30,7 +30,6 @@ rule train_network:
         module=lambda wc: CHECKPOINTS[wc.net]["train"]["module"],
         args=lambda wc: train_cli_tokens(CHECKPOINTS[wc.net]["train"]["args"]),
     resources:
-        runtime=120,
-        mem_mb=8000,
+        **cluster("train"),
     shell:
         "{RUN} {params.module:q} --out {output:q} {params.args:q} 2> {log:q}"

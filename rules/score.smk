@@ -17,8 +17,7 @@ rule score:
         spec=lambda wc: spec(suite_config.score_spec, wc.task, wc.solver),
     threads: 1
     resources:
-        runtime=20,
-        mem_mb=8000,
+        **cluster("score"),
     shell:
         "{SUITE} --threads {threads} score --spec {params.spec:q} --degraded {input.degraded:q} "
         "--samples {input.samples:q} --meta {input.meta:q} --out {output.record:q} --gathered {output.samples:q} "

@@ -16,8 +16,7 @@ rule solve:
         spec=lambda wc: spec(suite_config.shard_spec, wc.task, wc.solver, int(wc.shard)),
     threads: 1  # small batches gain little from a second thread: two solves side by side finish sooner
     resources:
-        runtime=60,
-        mem_mb=8000,
+        **cluster("solve"),
     shell:
         "{SUITE} --threads {threads} solve --spec {params.spec:q} --degraded {input.degraded:q} "
         "--samples {output.samples:q} --meta {output.meta:q} 2> {log:q}"

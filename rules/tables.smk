@@ -14,9 +14,6 @@ rule table:
         "logs/table/{table}.log",
     params:
         spec=lambda wc: spec(suite_config.table_spec, wc.table),
-    resources:
-        runtime=5,
-        mem_mb=2000,
     shell:
         "{SUITE} --threads {threads} table --spec {params.spec:q} --paper-numbers {input.paper:q} "
         "--out {output.md:q} --csv {output.csv:q} {input.records:q} 2> {log:q}"
@@ -31,9 +28,6 @@ rule bench:
         "logs/bench/{bench}.log",
     params:
         spec=lambda wc: spec(suite_config.bench_spec, wc.bench),
-    resources:
-        runtime=5,
-        mem_mb=2000,
     shell:
         "{SUITE} --threads {threads} bench --spec {params.spec:q} --out {output:q} {input.records:q} 2> {log:q}"
 
@@ -74,9 +68,6 @@ rule calibration_report:
         "logs/table/calibration_latino_pro.log",
     params:
         spec=lambda wc: spec(suite_config.calibration_report_spec),
-    resources:
-        runtime=5,
-        mem_mb=2000,
     shell:
         "{SUITE} --threads {threads} calibration --spec {params.spec:q} --out {output:q} "
         "--degraded {input.degraded:q} --records {input.records:q} --samples {input.samples:q} 2> {log:q}"

@@ -14,6 +14,8 @@ rule w2_degrade:
         "logs/w2/{profile}/{grid}/degrade.log",
     params:
         spec=lambda wc: spec(suite_config.w2_degrade_spec, wc.grid),
+    resources:
+        **cluster("degrade"),
     shell:
         "{SUITE} degrade --spec {params.spec:q} --out {output:q} 2> {log:q}"
 
@@ -30,8 +32,7 @@ rule w2_cell:
         spec=lambda wc: spec(suite_config.w2_cell_spec, wc.grid, wc.K),
     threads: 2
     resources:
-        runtime=120,
-        mem_mb=8000,
+        **cluster("w2_cell"),
     shell:
         "{SUITE} --threads {threads} w2cell --spec {params.spec:q} --degraded {input.degraded:q} "
         "--out {output:q} 2> {log:q}"
@@ -72,5 +73,7 @@ rule posterior_figure:
         "logs/figures/posterior_{grid}.log",
     params:
         spec=lambda wc: spec(suite_config.w2_figure_spec, wc.grid),
+    resources:
+        **cluster("figure"),
     shell:
         "{SUITE} figure posterior --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} 2> {log:q}"

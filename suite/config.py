@@ -46,6 +46,8 @@ def resolve(cfg: dict, config_dir: Path = CONFIG_DIR) -> dict:
     if parent is None:
         return cfg
     path = config_dir / parent
+    if not path.exists() and (CONFIG_DIR / parent).exists():   # a file of one's own extending a shipped profile
+        path, config_dir = CONFIG_DIR / parent, CONFIG_DIR
     if not path.exists():
         raise FileNotFoundError(f"config extends {parent!r}, but {path} does not exist")
     return deep_merge(resolve(read_yaml(path), config_dir), cfg)
@@ -266,6 +268,24 @@ def shard_spec(cfg: dict, task: str, solver: str, shard: int) -> dict:
     return {**solve_spec(cfg, task, solver), "shard": list(ranges[shard])}
 
 
+def job_resources(cfg: dict, stage: str, task: str | None = None, solver: str | None = None,
+                  images: int = 0) -> dict:
+    """What one job asks of a cluster (config ``cluster``), as Snakemake resources: ``slurm_partition``,
+    ``gpu`` (0: none), ``runtime`` (minutes), ``mem_mb`` and ``cpus_per_task``. ``stage`` is a key of
+    ``cluster`` (solve: by the solver's prior kind, or its row's ``resources``)."""
+    import math
+    cluster = cfg["cluster"]
+    if stage == "solve":
+        row = require(cfg, "solvers", solver)
+        kind = prior_kind(module_name(cfg, solver)) or "none"
+        job = row.get("resources") or cluster["solve"].get(kind) or cluster["solve"]["default"]
+    else:
+        job = cluster[stage]
+    return {"slurm_partition": cluster["gpu_partition" if job["gpu"] else "cpu_partition"], "gpu": job["gpu"],
+            "runtime": max(1, math.ceil(job["minutes"] + job["minutes_per_image"] * images)),
+            "mem_mb": job["mem_mb"], "cpus_per_task": job["cpus"]}
+
+
 def prior_size_error(name: str, image_size: int, task: str) -> str | None:
     """A pixel network generates images of one size (its UNet's ``sample_size``, in the shipped file's
     metadata): the error for a task of another ``image_size``. Fetched networks (no shipped file) are not
@@ -321,7 +341,10 @@ def score_spec(cfg: dict, task: str, solver: str) -> dict:
         features.update(path=str(ROOT / ck["path"]), sha256=ck["sha256"])
         if "feature_rms" in ck:
             features["feature_rms"] = ck["feature_rms"]
-    return {**solve_spec(cfg, task, solver), "features": features, "label": cfg["solvers"][solver]["label"]}
+    # scoring runs on the solve's device only where the cluster gives its jobs a GPU (config cluster/score)
+    score_device = cfg["device"] if cfg["cluster"]["score"]["gpu"] else "cpu"
+    return {**solve_spec(cfg, task, solver), "features": features, "label": cfg["solvers"][solver]["label"],
+            "score_device": score_device}
 
 
 def bench_spec(cfg: dict, name: str) -> dict:

@@ -172,7 +172,7 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
     if not torch.equal(data["index"], est["index"]):
         raise ValueError(f"the shards {', '.join(samples)} do not hold the images of {degraded}")
     x, x_hat = data["x"], est["x_hat"]
-    fs = feature_space(spec["features"], spec.get("device", "cpu"))
+    fs = feature_space(spec["features"], spec.get("score_device", "cpu"))
     f_true, f_hat = fs.features(x), fs.features(x_hat)
     per_image = {"index": data["index"].tolist(), "psnr": psnr(x_hat, x).tolist(),
                  "ssim": ssim(x_hat, x).tolist(), "lpips": fs.lpips(x_hat, x).tolist()}

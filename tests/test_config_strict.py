@@ -32,7 +32,7 @@ def test_a_misspelt_top_level_key(base):
     cfg["n_imagse"] = cfg.pop("n_images")
     msg = error_of(cfg)
     assert "unknown key 'n_imagse' at the top level (did you mean 'n_images'?); valid: " in msg
-    assert "bare_timing_every, benches, data, datasets, device" in msg
+    assert "bare_timing_every, benches, cluster, data, datasets, device" in msg
 
 
 def test_a_misspelt_solver_key(base):
