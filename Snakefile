@@ -19,8 +19,9 @@ include: "rules/w2.smk"
 include: "rules/figures.smk"
 
 
-# light jobs run where Snakemake runs, never submitted to a cluster; the others ask what config `cluster` says
-localrules: all, figures, retrain, table, bench, calibration_report, w2_table, unknown_record, unknown_table
+# light jobs and downloads run where Snakemake runs (compute nodes are often offline), never submitted to a
+# cluster; the others ask what config `cluster` says
+localrules: all, fetch_dataset, fetch_checkpoint, figures, retrain, table, bench, calibration_report, w2_table, unknown_record, unknown_table
 
 
 rule all:

@@ -6,6 +6,8 @@ hub's plain download route), or ``{'manual': 'instructions'}`` for files that ne
 login and must be placed by hand. The sha256 is pinned in the config where it can be known;
 otherwise the first fetch records it in the lock file and every later use is checked against it.
 A mismatch stops with an error that names the file and both hashes; a hash is never invented.
+The lock file lives under ``resources/`` (not tracked); compute jobs run with ``IPBENCH_OFFLINE=1`` and never
+download: the fetch stage has placed every file before them.
 """
 from __future__ import annotations
 
@@ -18,27 +20,43 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ipbench.store.catalog import ROOT
 from ipbench.store.files import ChecksumError, sha256_of
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
-class Lock:
-    """A JSON map key -> sha256 of what was fetched, written atomically."""
+DEFAULT_LOCK = ROOT / "resources" / "checksums.lock"      # outside the tracked tree: a run never makes it dirty
+OFFLINE = "IPBENCH_OFFLINE"         # set in compute jobs: what is missing is an error, not a download
 
-    def __init__(self, path: str | os.PathLike):
+
+def offline() -> bool:
+    return os.environ.get(OFFLINE, "") not in ("", "0")
+
+
+class Lock:
+    """A JSON map key -> sha256 (or ``name@revision`` -> commit) of what was fetched. ``record`` re-reads the
+    file and replaces it atomically under an exclusive file lock, so parallel jobs never lose an entry."""
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_LOCK):
         self.path = Path(path)
-        self.entries = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.entries = self._read()
+
+    def _read(self) -> dict:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def get(self, key: str) -> str | None:
         return self.entries.get(key)
 
-    def record(self, key: str, sha256: str) -> None:
-        self.entries[key] = sha256
+    def record(self, key: str, value: str) -> None:
+        import fcntl
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps(dict(sorted(self.entries.items())), indent=1) + "\n")
-        os.replace(tmp, self.path)
+        with open(self.path.with_name(self.path.name + ".flock"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            self.entries = {**self._read(), key: value}
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(dict(sorted(self.entries.items())), indent=1) + "\n")
+            os.replace(tmp, self.path)
 
 
 def resource_url(res: dict, endpoint: str | None = None) -> str:
@@ -84,6 +102,10 @@ def fetch(key: str, res: dict, dest_dir: str | os.PathLike, lock: Lock, endpoint
     if res.get("sha256") and lock.get(key) and res["sha256"] != lock.get(key):
         raise ChecksumError(f"{key}: the pinned sha256 {res['sha256']} differs from the lock file's {lock.get(key)}")
     if not dest.exists():
+        if offline():
+            raise FileNotFoundError(f"{key}: {dest} is missing, and this job runs offline: files are fetched by "
+                                    "the fetch stage before any compute job (its rules fetch_dataset and "
+                                    "fetch_checkpoint); run the same target again, or fetch it by hand")
         if "manual" in res:
             raise FileNotFoundError(f"{key}: {dest} is missing and cannot be downloaded automatically. "
                                     f"{res['manual']} Place the file at {dest}.")

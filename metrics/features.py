@@ -45,9 +45,13 @@ def _digit_net(spec: dict, device: str) -> FeatureSpace:
 
 
 def _inception(spec: dict, device: str) -> FeatureSpace:
-    from cleanfid.features import build_feature_extractor
+    """clean-fid's "clean" Inception (its TorchScript file) and the lpips package's VGG, both from the folders
+    the fetch stage filled (``spec['inception_dir']``, ``spec['vgg_file']``): nothing is downloaded here."""
+    from cleanfid.inception_torchscript import InceptionV3W
     from cleanfid.resize import make_resizer
-    model = build_feature_extractor("clean", torch.device(device))
+    if "inception_dir" not in spec:
+        raise ValueError("the inception feature space needs its fetched weights (features/checkpoint)")
+    model = InceptionV3W(str(spec["inception_dir"]), download=False, resize_inside=False).to(device).eval()
     resize = make_resizer("PIL", False, "bicubic", (299, 299))
 
     def extract(b):
@@ -57,7 +61,8 @@ def _inception(spec: dict, device: str) -> FeatureSpace:
         arr = np.stack([resize(im.permute(1, 2, 0).cpu().numpy()) for im in imgs])
         return model(torch.from_numpy(arr).permute(0, 3, 1, 2).to(device))
 
-    return FeatureSpace("inception", extract, LPIPS(net=spec.get("lpips_net", "vgg")),
+    lpips = LPIPS(net=spec.get("lpips_net", "vgg"), backbone_weights=spec.get("vgg_file"))
+    return FeatureSpace("inception", extract, lpips,
                         "Inception-v3 pool features (clean-fid); LPIPS-" + spec.get("lpips_net", "vgg"))
 
 

@@ -16,9 +16,17 @@ import torch
 
 
 class LPIPS:
-    def __init__(self, backbone: Callable[[torch.Tensor], list[torch.Tensor]] | None = None, net: str = "vgg"):
+    def __init__(self, backbone: Callable[[torch.Tensor], list[torch.Tensor]] | None = None, net: str = "vgg",
+                 backbone_weights: str | None = None):
+        """``backbone_weights``: torchvision's VGG-16 file (fetched and verified by the caller), loaded into the
+        package's backbone instead of letting torchvision download it."""
         self.backbone = backbone
-        self.model = lpips_pkg.LPIPS(net=net, verbose=False).eval() if backbone is None else None
+        self.model = None
+        if backbone is None:
+            self.model = lpips_pkg.LPIPS(net=net, verbose=False, pnet_rand=backbone_weights is not None).eval()
+            if backbone_weights is not None:
+                load_torchvision_features(self.model.net, torch.load(backbone_weights, map_location="cpu",
+                                                                     weights_only=True))
 
     @torch.no_grad()
     def __call__(self, x_hat: torch.Tensor, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
@@ -43,3 +51,11 @@ class LPIPS:
             diff = (lpips_pkg.normalize_tensor(fa) - lpips_pkg.normalize_tensor(fb)) ** 2
             total = total + lpips_pkg.spatial_average(diff.sum(1, keepdim=True), keepdim=False).flatten()
         return total
+
+
+def load_torchvision_features(net: torch.nn.Module, state: dict) -> None:
+    """torchvision's ``features.<i>.*`` tensors into the lpips package's backbone, whose slices keep the layer
+    indices as module names (``slice<k>.<i>.*``); every backbone tensor must be found."""
+    own = net.state_dict()
+    mapped = {name: state[f"features.{name.split('.', 1)[1]}"] for name in own}
+    net.load_state_dict(mapped, strict=True)

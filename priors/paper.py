@@ -1,8 +1,9 @@
 """The published checkpoints of the ``paper`` profile, behind the same protocols as the embedded priors.
 
 Every entry of ``config/checkpoints.yaml`` with ``hub:`` (or ``url:``) lists the ``files`` it needs;
-``materialize`` fetches each one through ``datasets.fetch`` (sha256 pinned or recorded in
-``config/checksums.lock`` on first download, checked on every later use) into
+``materialize`` fetches each one through ``datasets.fetch`` at a pinned commit (the entry's ``revision``
+when it is a commit hash, else the commit its branch had at the first fetch, locked), its sha256 pinned or
+recorded in the lock file (``resources/checksums.lock``) on first download and checked on every later use, into
 ``resources/checkpoints/<name>/`` keeping the repository's layout, and the loaders below open that
 folder with ``local_files_only=True``: nothing is resolved by the hub client itself.
 
@@ -18,32 +19,82 @@ folder with ``local_files_only=True``: nothing is resolved by the hub client its
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
 
-from ipbench.store.catalog import CONFIG_DIR, ROOT, checkpoint
+from ipbench.store.catalog import checkpoint
 
 from .latent import ConsistencyPrior, LatentDiffusionPrior
 
-RESOURCES = ROOT / "resources" / "checkpoints"
-LOCK = CONFIG_DIR / "checksums.lock"
+RESOURCES = Path("resources") / "checkpoints"     # under the run's working directory, as the datasets
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def pinned_revision(name: str, entry: dict, lock, endpoint: str | None = None) -> str | None:
+    """The commit a hub checkpoint is fetched at: its ``revision`` when that is a commit hash; otherwise the
+    commit the branch pointed to at the first fetch, recorded in the lock file as ``name@branch`` and used from
+    then on (asked of the hub's API once, never in an offline job)."""
+    if "hub" not in entry:
+        return None
+    revision = str(entry.get("revision", "main"))
+    if COMMIT.match(revision):
+        return revision
+    key = f"{name}@{revision}"
+    if lock.get(key):
+        return lock.get(key)
+    from ipbench.datasets.fetch import DEFAULT_ENDPOINT, offline
+    if offline():
+        raise FileNotFoundError(f"{name}: no commit of {entry['hub']}@{revision} is locked yet, and this job runs "
+                                "offline: the fetch stage (rule fetch_checkpoint) locks and fetches it first")
+    import json
+    import urllib.request
+    base = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    kind = {"model": "models", "dataset": "datasets"}[entry.get("repo_type", "model")]
+    url = f"{base}/api/{kind}/{entry['hub']}/revision/{revision}"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            commit = json.loads(r.read())["sha"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConnectionError(f"{name}: could not resolve {entry['hub']}@{revision} to a commit ({url}): {err}") from None
+    if not COMMIT.match(commit):
+        raise ValueError(f"{name}: the hub answered {commit!r} for {entry['hub']}@{revision}, not a commit hash")
+    lock.record(key, commit)
+    return commit
 
 
 def materialize(name: str, dest: str | os.PathLike | None = None, endpoint: str | None = None,
                 lock_path: str | os.PathLike | None = None) -> Path:
-    """Fetch and verify every file of checkpoint ``name``; return the folder holding them."""
-    from ipbench.datasets.fetch import Lock, fetch
+    """Fetch and verify every file of checkpoint ``name`` at its pinned commit; return the folder holding them."""
+    from ipbench.datasets.fetch import DEFAULT_LOCK, Lock, fetch
     entry = checkpoint(name)
     if "files" not in entry:
         raise ValueError(f"checkpoint {name!r} lists no files to fetch")
     root = Path(dest or RESOURCES) / name
-    lock = Lock(lock_path or LOCK)
+    lock = Lock(lock_path or DEFAULT_LOCK)
+    commit = pinned_revision(name, entry, lock, endpoint)
     for file in entry["files"]:
-        res = {k: entry[k] for k in ("hub", "url", "revision", "repo_type") if k in entry}
-        res.update(file=file, sha256=(entry.get("sha256") or {}).get(file))
+        res = {k: entry[k] for k in ("hub", "url", "repo_type") if k in entry}
+        res.update(file=file, sha256=(entry.get("sha256") or {}).get(file), **({"revision": commit} if commit else {}))
         fetch(f"{name}/{file}", res, root, lock, endpoint, path=file)
     return root
+
+
+def fetch_manifest(name: str, out: str | os.PathLike, endpoint: str | None = None,
+                   lock_path: str | os.PathLike | None = None) -> dict:
+    """The fetch stage's job for one checkpoint: fetch and verify its files, then write ``out`` (the commit and
+    each file's sha256), the input that compute jobs wait for."""
+    import json
+    from ipbench.datasets.fetch import DEFAULT_LOCK, Lock
+    from ipbench.store.files import sha256_of, write_atomic
+    root = materialize(name, endpoint=endpoint, lock_path=lock_path)
+    entry, lock = checkpoint(name), Lock(lock_path or DEFAULT_LOCK)
+    manifest = {"name": name, "source": entry.get("hub") or entry.get("url"),
+                "revision": pinned_revision(name, entry, lock, endpoint),
+                "files": {f: sha256_of(root / f) for f in entry["files"]}}
+    write_atomic(out, (json.dumps(manifest, indent=1) + "\n").encode())
+    return manifest
 
 
 class CLIPPromptEncoder:

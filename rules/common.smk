@@ -36,7 +36,9 @@ TABLES = list(config["tables"])
 BENCHES = list(config.get("benches", {}))
 # a job's command: this checkout's module, with the checkout's folders kept off sys.path (-P)
 RUN = " ".join(map(shlex.quote, [sys.executable, "-P", f"{workflow.basedir}/rules/launch.py"]))
-SUITE = f"{RUN} ipbench.suite"
+FETCH = f"{RUN} ipbench.suite"
+# compute jobs never download: the fetch stage placed every file (an absent one is an error naming it)
+SUITE = f"IPBENCH_OFFLINE=1 HF_HUB_OFFLINE=1 {FETCH}"
 
 
 wildcard_constraints:
@@ -64,16 +66,25 @@ def shipped(files):
     return paths
 
 
+def fetched(names):
+    """The fetch stage's outputs for downloaded checkpoints: compute jobs wait for them and run offline."""
+    return [f"resources/checkpoints/{name}/fetched.json" for name in names]
+
+
 def feature_weights(wildcards=None):
-    """The weights file of the metric feature network (an input of scoring), if it has one."""
+    """The weights of the metric feature networks (inputs of scoring): shipped, or fetched first."""
     name = config["features"].get("checkpoint")
-    return shipped([suite_config.checkpoint(name)["path"]]) if name else []
+    if not name or "path" not in suite_config.checkpoint(name):
+        return fetched(suite_config.fetched_checkpoints(config))
+    return shipped([suite_config.checkpoint(name)["path"]])
 
 
 def solve_weights(wildcards):
-    """The weights a solve reads; a (task, solver) pair the config does not run is refused with the reason."""
+    """The weights a solve reads (shipped, or fetched first); a (task, solver) pair the config does not run is
+    refused with the reason."""
     suite_config.require_pair(config, wildcards.task, wildcards.solver)
-    return shipped(suite_config.prior_files(config, wildcards.solver, wildcards.task))
+    return (shipped(suite_config.prior_files(config, wildcards.solver, wildcards.task))
+            + fetched(suite_config.fetched_checkpoints(config, wildcards.solver, wildcards.task)))
 
 
 def shard_files(wildcards, ext):

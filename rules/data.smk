@@ -1,7 +1,7 @@
 # Test data and measurements: y = A(x) + sigma_y n for the test images of a task, seeded per image.
 from ipbench.datasets.fetch import local_name
 
-LOCK = f"{workflow.basedir}/config/checksums.lock"
+LOCK = f"{workflow.basedir}/resources/checksums.lock"   # not tracked: a run never makes the checkout dirty
 
 
 def dataset_file(wildcards):
@@ -20,10 +20,8 @@ rule fetch_dataset:
     params:
         resource=lambda wc: json.dumps({**config["datasets"][wc.key]["source"],
                                         "sha256": config["datasets"][wc.key].get("sha256")}),
-    resources:
-        **cluster("fetch"),
     shell:
-        "{SUITE} --threads {threads} fetch --key {wildcards.key:q} --resource {params.resource:q} "
+        "{FETCH} --threads {threads} fetch --key {wildcards.key:q} --resource {params.resource:q} "
         "--dest resources/datasets --lock {LOCK:q} 2> {log:q}"
 
 
@@ -41,3 +39,12 @@ rule degrade:
         **cluster("degrade"),
     shell:
         "{SUITE} --threads {threads} degrade --spec {params.spec:q} --out {output:q} {params.dataset:q} 2> {log:q}"
+
+
+rule fetch_checkpoint:
+    output:
+        "resources/checkpoints/{name}/fetched.json",
+    log:
+        "logs/fetch/checkpoints/{name}.log",
+    shell:
+        "{FETCH} fetch-checkpoint --name {wildcards.name:q} --out {output:q} --lock {LOCK:q} 2> {log:q}"

@@ -43,6 +43,14 @@ def trained_by(module: str, path: Path = CATALOGUE) -> list[str]:
     return sorted(n for n, e in entries(path).items() if "path" in e and e.get("train", {}).get("module") == module)
 
 
+def fetched_names(name: str, path: Path = CATALOGUE) -> list[str]:
+    """The entries with files to download behind ``name`` (itself, and what it ``needs``): the fetch stage's
+    jobs for it (none for shipped weights)."""
+    entry = checkpoint(name, path)
+    own = [name] if "files" in entry and ("hub" in entry or "url" in entry) else []
+    return own + [n for dep in entry.get("needs", []) for n in fetched_names(dep, path) if n not in own]
+
+
 def prior_files(name: str, path: Path = CATALOGUE) -> list[str]:
     """The shipped weight files a prior reads (inputs of the solve jobs), empty for fetched ones."""
     try:

@@ -20,11 +20,15 @@ def main(argv=None) -> int:
     p.add_argument("--resource", required=True, help="JSON: url / hub + file / manual, optional sha256")
     p.add_argument("--dest", required=True, help="folder; the file lands in DEST/KEY/")
     p.add_argument("--lock", required=True, help="lock file of recorded sha256s")
+    p = sub.add_parser("fetch-checkpoint", help="fetch and verify a published checkpoint at its pinned commit")
+    p.add_argument("--name", required=True, help="key of config/checkpoints.yaml")
+    p.add_argument("--out", required=True, help="manifest written once every file is verified")
+    p.add_argument("--lock", help="lock file of recorded sha256s and commits (default: resources/checksums.lock)")
     p = sub.add_parser("degrade", help="draw the measurements of a task")
     p.add_argument("--spec", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--dataset-file", help="dataset file (paper profile), checked against its sha256 before use")
-    p.add_argument("--lock", help="lock file of the sha256s recorded on first download (default: config/checksums.lock)")
+    p.add_argument("--lock", help="lock file of the sha256s recorded on first download (default: resources/checksums.lock)")
     p = sub.add_parser("solve", help="run a solver on (a shard of) a task's measurements")
     p.add_argument("--spec", required=True)
     p.add_argument("--degraded", required=True)
@@ -101,6 +105,9 @@ def main(argv=None) -> int:
         if args.stage == "fetch":
             from ipbench.datasets.fetch import Lock, fetch
             print(fetch(args.key, json.loads(args.resource), args.dest, Lock(args.lock)))
+        elif args.stage == "fetch-checkpoint":
+            from ipbench.priors.paper import fetch_manifest
+            print(json.dumps(fetch_manifest(args.name, args.out, lock_path=args.lock), indent=1))
         elif args.stage == "degrade":
             stages.degrade(spec, args.out, args.dataset_file, args.lock)
         elif args.stage == "solve":

@@ -334,10 +334,28 @@ def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
     return [f for n in names for f in files(n)]
 
 
+def fetched_checkpoints(cfg: dict, solver: str | None = None, task: str | None = None) -> list[str]:
+    """The downloaded (not shipped) checkpoints a solve needs (its prior, image-text model, adapter, RAM), or
+    with no solver the scoring's feature networks: what the fetch stage must place before the job runs."""
+    from ipbench.store.catalog import entries, fetched_names
+    if solver is None:
+        names = [cfg["features"].get("checkpoint"), cfg["features"].get("lpips_checkpoint")]
+    else:
+        kind = prior_kind(module_name(cfg, solver))
+        names = [prior_name(cfg, kind, task)] if kind and kind in cfg.get("priors", {}) else []
+        if kind in ("latent", "consistency"):
+            names.append(cfg["priors"].get("image_text"))
+        s = require(cfg, "solvers", solver)
+        hyper = {**s.get("hyper", {}), **(s.get("per_task", {}).get(task, {}) if task else {})}
+        names += [hyper.get("adapter"), hyper.get("ram")]
+    catalogue = entries()
+    return list(dict.fromkeys(f for n in names if n in catalogue for f in fetched_names(n)))
+
+
 def score_spec(cfg: dict, task: str, solver: str) -> dict:
     features = dict(cfg["features"])
-    if "checkpoint" in features:
-        ck = checkpoint(features["checkpoint"])
+    ck = checkpoint(features["checkpoint"]) if "checkpoint" in features else {}
+    if "path" in ck:                 # shipped weights (fetched ones are found by the score stage)
         features.update(path=str(ROOT / ck["path"]), sha256=ck["sha256"])
         if "feature_rms" in ck:
             features["feature_rms"] = ck["feature_rms"]

@@ -36,7 +36,7 @@ def _load_truth(spec: dict, dataset_file: str | None, lock: str | None = None) -
         raise FileNotFoundError(f"task {spec['task']!r} reads a paper dataset: pass its verified file")
     recipe = spec["dataset"]
     verify(recipe["key"], {**recipe["source"], **({"sha256": recipe["sha256"]} if recipe.get("sha256") else {})},
-           dataset_file, Lock(lock or ROOT / "config" / "checksums.lock"))
+           dataset_file, Lock(lock) if lock else Lock())
     try:
         x = load_images(recipe, dataset_file, spec["n_images"])
     except Exception as err:
@@ -163,6 +163,20 @@ def _first(data: dict, n: int | None) -> dict:
     return data if n is None else {k: v[:n] for k, v in data.items()}
 
 
+def fetched_features(features: dict) -> dict:
+    """The feature spec with the folders of its fetched networks (paper profile: Inception, VGG), each file
+    verified against its sha256 first; shipped weights (``path``) pass through."""
+    if "path" in features or "checkpoint" not in features:
+        return features
+    from ipbench.priors.paper import materialize
+    from ipbench.store.catalog import checkpoint
+    out = {**features, "inception_dir": str(materialize(features["checkpoint"]))}
+    if features.get("lpips_checkpoint"):
+        name = features["lpips_checkpoint"]
+        out["vgg_file"] = str(materialize(name) / checkpoint(name)["files"][0])
+    return out
+
+
 def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_record: str,
           out_samples: str | None = None) -> None:
     """Gather the shards of a solve (``out_samples``: their samples as one file), score them: per-image PSNR /
@@ -172,7 +186,7 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
     if not torch.equal(data["index"], est["index"]):
         raise ValueError(f"the shards {', '.join(samples)} do not hold the images of {degraded}")
     x, x_hat = data["x"], est["x_hat"]
-    fs = feature_space(spec["features"], spec.get("score_device", "cpu"))
+    fs = feature_space(fetched_features(spec["features"]), spec.get("score_device", "cpu"))
     f_true, f_hat = fs.features(x), fs.features(x_hat)
     per_image = {"index": data["index"].tolist(), "psnr": psnr(x_hat, x).tolist(),
                  "ssim": ssim(x_hat, x).tolist(), "lpips": fs.lpips(x_hat, x).tolist()}

@@ -13,6 +13,9 @@ import ipbench.suite.config as sc
 from ipbench.priors import paper
 
 
+COMMIT = "0123456789abcdef0123456789abcdef01234567"     # the stand-in hub's one commit of every repository
+
+
 def _byte_chars() -> list[str]:
     """The 256 printable stand-ins of bytes used by byte-level BPE vocabularies (GPT-2, CLIP)."""
     keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
@@ -71,7 +74,15 @@ def hub(tmp_path_factory):
     from peft.utils import get_peft_model_state_dict
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
     root = tmp_path_factory.mktemp("hub")
-    repo = lambda name: root / sc.checkpoint(name)["hub"] / "resolve" / "main"
+
+    def repo(name):
+        """The repository's files at COMMIT, and the hub API's answer that its branch points there."""
+        hub = sc.checkpoint(name)["hub"]
+        api = root / "api" / "models" / hub / "revision" / "main"
+        api.parent.mkdir(parents=True, exist_ok=True)
+        api.write_text(json.dumps({"id": hub, "sha": COMMIT}))
+        return root / hub / "resolve" / COMMIT
+
     # SD 1.5
     sd = repo("sd15")
     V = _clip_tokenizer(sd / "tokenizer")
@@ -247,3 +258,82 @@ def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypat
     copy = load_ram({"name": "an_adapter", "path": path, "sha256": sha})
     assert isinstance(copy, PhysicsRAMWarmStart)
     assert all(torch.equal(v, copy.net.state_dict()[k]) for k, v in ram.net.state_dict().items())
+
+
+def test_the_fetch_stage_pins_the_commit_and_compute_jobs_run_offline(hub, tmp_path, monkeypatch):
+    """The fetch stage's job for SD 1.5: the branch's commit is asked of the hub once and locked, every file
+    fetched at that commit and hashed into the lock and the manifest. A compute job (IPBENCH_OFFLINE=1) then
+    loads from those files alone, and stops naming the file when one is missing instead of downloading it."""
+    monkeypatch.chdir(tmp_path)
+    lock = tmp_path / "resources" / "checksums.lock"
+    out = tmp_path / "resources" / "checkpoints" / "sd15" / "fetched.json"
+    manifest = paper.fetch_manifest("sd15", out, endpoint=hub, lock_path=lock)
+    locked = json.loads(lock.read_text())
+    assert manifest["revision"] == COMMIT and locked["sd15@main"] == COMMIT
+    assert set(manifest["files"]) == set(sc.checkpoint("sd15")["files"])
+    assert all(locked[f"sd15/{f}"] == h for f, h in manifest["files"].items())
+    assert json.loads(out.read_text()) == manifest
+    monkeypatch.setenv("IPBENCH_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    root = paper.materialize("sd15", endpoint="http://127.0.0.1:9", lock_path=lock)    # nothing listens there
+    prior = paper.load_sd15(root=root)
+    _one_step(prior, consistency=False)
+    (root / "vae" / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"sd15/vae/config.json: .*vae/config.json is missing, and this job "
+                                                r"runs offline: files are fetched by the fetch stage"):
+        paper.materialize("sd15", endpoint="http://127.0.0.1:9", lock_path=lock)
+    with pytest.raises(FileNotFoundError, match="no commit of openai/clip-vit-large-patch14@main is locked yet"):
+        paper.materialize("clip_vit_l14", lock_path=lock)
+
+
+def test_the_default_lock_is_outside_the_tracked_tree():
+    """Runs record hashes and commits in resources/checksums.lock, which git ignores: a run stays clean."""
+    import subprocess
+    from ipbench.datasets.fetch import DEFAULT_LOCK
+    assert DEFAULT_LOCK == sc.ROOT / "resources" / "checksums.lock"
+    assert subprocess.run(["git", "check-ignore", "-q", str(DEFAULT_LOCK)], cwd=sc.ROOT).returncode == 0
+    assert not (sc.ROOT / "config" / "checksums.lock").exists()
+
+
+def _record_many(args):
+    from ipbench.datasets.fetch import Lock
+    path, worker = args
+    for i in range(20):
+        Lock(path).record(f"w{worker}/{i}", f"{worker}-{i}")
+
+
+def test_parallel_jobs_never_lose_a_lock_entry(tmp_path):
+    """Eight processes recording 20 hashes each into one lock file (parallel fetch jobs): all 160 remain."""
+    from multiprocessing import get_context
+    path = tmp_path / "checksums.lock"
+    with get_context("spawn").Pool(8) as pool:
+        pool.map(_record_many, [(path, w) for w in range(8)])
+    assert len(json.loads(path.read_text())) == 160
+
+
+def test_lpips_vgg_loads_the_fetched_torchvision_file(tmp_path):
+    """LPIPS-VGG's backbone comes from the fetched torchvision file (no download): each of its tensors is the
+    file's ``features.<i>`` tensor of the same layer."""
+    import torchvision
+    from ipbench.metrics.lpips import LPIPS
+    torch.manual_seed(0)
+    state = torchvision.models.vgg16().state_dict()
+    path = tmp_path / "vgg16-397923af.pth"
+    torch.save(state, path)
+    lp = LPIPS(net="vgg", backbone_weights=str(path))
+    own = lp.model.net.state_dict()
+    assert len(own) == 26 and all(torch.equal(v, state[f"features.{k.split('.', 1)[1]}"]) for k, v in own.items())
+    x = torch.rand(2, 3, 32, 32)
+    assert lp(x, x).max() < 1e-6 and lp(x, x.flip(-1)).min() > 0
+
+
+def test_the_paper_dag_fetches_every_checkpoint_before_compute():
+    """The paper profile's DAG: each solve and score waits for the fetch stage's manifests of what it reads
+    (ADM and RAM for UD2M+RAM; SDXL's three parts and CLIP for LATINO; Inception and VGG for scoring)."""
+    cfg = sc.select({"profile": "paper"})
+    assert sc.fetched_checkpoints(cfg, "ud2m_ram", "px_sr4") == ["adm_imagenet256_uncond", "ram_deepinv"]
+    assert sc.fetched_checkpoints(cfg, "latino", "sr16") == ["sdxl_base", "dmd2_sdxl_4step_unet", "sdxl_vae_fp16_fix",
+                                                             "clip_vit_l14"]   # the image tower every latent prior gets
+    assert sc.fetched_checkpoints(cfg, "treg", "sr16") == ["sd15", "clip_vit_l14"]
+    assert sc.fetched_checkpoints(cfg) == ["inception_clean_fid", "vgg16_torchvision"]
+    assert sc.fetched_checkpoints(cfg, "admm_tv", "sr16") == []

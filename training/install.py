@@ -21,7 +21,7 @@ from ipbench.store.files import sha256_of
 
 HEADER = """# Weights the suite ships (pinned by sha256, model card beside each file) and the published
 # checkpoints of the paper profile (hub repository or URL and files; no sha256 is pinned where it
-# cannot be known here: the first download records each file's hash in config/checksums.lock and
+# cannot be known here: the first download records each file's hash in resources/checksums.lock and
 # every later use is checked against it). Retrain the shipped ones with `snakemake --cores all
 # retrain` (files land in results/retrain/) and install one with `python -m ipbench.training.install`.
 """
