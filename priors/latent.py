@@ -77,11 +77,13 @@ class LatentDiffusionPrior:
         self.calls.record("decoder", self._decode, z)
         return self._decode(z)
 
+    # The networks run in the dtype they were loaded in (config/checkpoints.yaml `dtype`: the official codes' fp16
+    # for SD 1.5 and SDXL); what the solvers see is float32, so their data steps stay in float32.
     def _encode(self, x):
-        return self.vae.encode(x * 2 - 1).latent_dist.mean * self.scaling_factor
+        return self.vae.encode((x * 2 - 1).to(self.vae.dtype)).latent_dist.mean.float() * self.scaling_factor
 
     def _decode(self, z):
-        return (self.vae.decode(z / self.scaling_factor).sample + 1) / 2
+        return (self.vae.decode((z / self.scaling_factor).to(self.vae.dtype)).sample.float() + 1) / 2
 
     def embed(self, prompts: list[str]) -> torch.Tensor:
         """(B, tokens, dim) token embeddings; each distinct prompt is encoded once."""
@@ -91,7 +93,7 @@ class LatentDiffusionPrior:
         unique = list(dict.fromkeys(prompts))
         # the text encoder is a network call too; its replay (priors/calls.py) re-encodes the same prompts
         self.calls.record("text encoder", lambda _: self.text.tokens(unique), torch.empty(len(unique)))
-        return self.text.tokens(unique)[[unique.index(p) for p in prompts]]
+        return self.text.tokens(unique).float()[[unique.index(p) for p in prompts]]
 
     def eps(self, z_t: torch.Tensor, t, c: torch.Tensor) -> torch.Tensor:
         self.nfe += z_t.shape[0]
@@ -109,7 +111,8 @@ class LatentDiffusionPrior:
 
     def _eps(self, z_t, t, c):
         t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
-        return self.unet(z_t, t, encoder_hidden_states=c).sample
+        dtype = self.unet.dtype
+        return self.unet(z_t.to(dtype), t, encoder_hidden_states=c.to(dtype)).sample.to(z_t.dtype)
 
     def image_features(self, x: torch.Tensor) -> torch.Tensor:
         """Unit-norm image features in the space of the token embeddings (the image tower of the

@@ -145,8 +145,8 @@ class SDXLConsistencyPrior(ConsistencyPrior):
         self.calls.record("text encoder", lambda _: self.text.encode(prompts), torch.empty(len(prompts)))
         tokens, pooled = self.text.encode(prompts)
         if self.added is None:
-            self.set_added_conditions(pooled)
-        return tokens
+            self.set_added_conditions(pooled.float())
+        return tokens.float()
 
     def set_added_conditions(self, pooled: torch.Tensor) -> None:
         r = self.resolution
@@ -155,15 +155,26 @@ class SDXLConsistencyPrior(ConsistencyPrior):
 
     def _eps(self, z_t, t, c):
         t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
-        added = {k: v.repeat(z_t.shape[0] // v.shape[0], *([1] * (v.ndim - 1))) for k, v in self.added.items()}
-        return self.unet(z_t, t, encoder_hidden_states=c, added_cond_kwargs=added).sample
+        dtype = self.unet.dtype
+        added = {k: v.repeat(z_t.shape[0] // v.shape[0], *([1] * (v.ndim - 1))).to(dtype) for k, v in self.added.items()}
+        return self.unet(z_t.to(dtype), t, encoder_hidden_states=c.to(dtype), added_cond_kwargs=added).sample.to(z_t.dtype)
+
+
+def dtype_of(name: str) -> torch.dtype:
+    """The dtype checkpoint ``name`` loads in: its catalogue ``dtype`` (the official code's), float32 if unset."""
+    value = checkpoint(name).get("dtype", "float32")
+    if value not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"checkpoint {name!r}: dtype {value!r} is not one of float32, float16, bfloat16")
+    return getattr(torch, value)
 
 
 def load_sd15(lcm_lora: bool = False, root: str | os.PathLike | None = None,
-              lora_root: str | os.PathLike | None = None, dtype=torch.float32):
-    """SD 1.5 as a ``LatentDiffusionPrior`` (or, with the LCM-LoRA fused, a ``ConsistencyPrior``)."""
+              lora_root: str | os.PathLike | None = None, dtype=None):
+    """SD 1.5 as a ``LatentDiffusionPrior`` (or, with the LCM-LoRA fused, a ``ConsistencyPrior``), in the
+    catalogue's dtype unless ``dtype`` is given."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
+    dtype = dtype or dtype_of("sd15")
     root = Path(root or materialize("sd15"))
     kw = dict(local_files_only=True, torch_dtype=dtype)
     unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", **kw)
@@ -182,10 +193,12 @@ def load_sd15(lcm_lora: bool = False, root: str | os.PathLike | None = None,
     return ConsistencyPrior(vae, pipe.unet, vae.config.scaling_factor, text)
 
 
-def load_sdxl_dmd2(root=None, dmd2_root=None, vae_root=None, dtype=torch.float32, resolution: int = 1024):
-    """SDXL base's text encoders and UNet architecture, DMD2's 4-step UNet weights, the fp16-fix VAE."""
+def load_sdxl_dmd2(root=None, dmd2_root=None, vae_root=None, dtype=None, resolution: int = 1024):
+    """SDXL base's text encoders and UNet architecture, DMD2's 4-step UNet weights, the fp16-fix VAE, in the
+    catalogue's dtype (the official code's fp16) unless ``dtype`` is given."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    dtype = dtype or dtype_of("sdxl_dmd2")
     root = Path(root or materialize("sdxl_base"))
     dmd2_root = Path(dmd2_root or materialize("dmd2_sdxl_4step_unet"))
     vae_root = Path(vae_root or materialize("sdxl_vae_fp16_fix"))
@@ -220,7 +233,9 @@ def load_adm_imagenet256(root=None):
     architecture (256 channels, 2 res-blocks, attention at 32/16/8, learned variance)."""
     from .pixel_ddpm import PixelDiffusionPrior
     root = Path(root or materialize("adm_imagenet256_uncond"))
-    net = deepinv_models().DiffUNet(large_model=True, pretrained=None)
+    # guided-diffusion's sampling flags for this model say --use_fp16 True: its torso in fp16, input and output fp32
+    net = deepinv_models().DiffUNet(large_model=True, pretrained=None,
+                                    use_fp16=dtype_of("adm_imagenet256_uncond") == torch.float16)
     state = torch.load(root / checkpoint("adm_imagenet256_uncond")["files"][0], map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     return PixelDiffusionPrior(net, "linear", adm=True)

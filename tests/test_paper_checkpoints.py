@@ -337,3 +337,23 @@ def test_the_paper_dag_fetches_every_checkpoint_before_compute():
     assert sc.fetched_checkpoints(cfg, "treg", "sr16") == ["sd15", "clip_vit_l14"]
     assert sc.fetched_checkpoints(cfg) == ["inception_clean_fid", "vgg16_torchvision"]
     assert sc.fetched_checkpoints(cfg, "admm_tv", "sr16") == []
+
+
+def test_checkpoints_load_in_the_official_dtype_and_solvers_see_float32(fetched, monkeypatch):
+    """SD 1.5 loads in fp16 as TReg's official code (config/checkpoints.yaml `dtype`), SDXL + DMD2 in fp16 as
+    LATINO's, ADM with guided-diffusion's fp16 torso; what the solvers get back is float32, and a gradient
+    through the fp16 decoder reaches a float32 latent (PSLD's, LDPS's data step)."""
+    fetch, _ = fetched
+    assert [paper.dtype_of(n) for n in ("sd15", "sdxl_dmd2", "adm_imagenet256_uncond", "ram_deepinv")] == \
+        [torch.float16, torch.float16, torch.float16, torch.float32]
+    prior = paper.load_sd15(root=fetch("sd15"))
+    assert prior.unet.dtype == prior.vae.dtype == torch.float16
+    c = prior.embed(["a photo of a cat"])
+    z = torch.randn(1, 4, 8, 8, requires_grad=True)
+    eps, x = prior.eps(z, 500, c), prior.decode(z)
+    assert c.dtype == eps.dtype == x.dtype == prior.encode(x.detach()).dtype == torch.float32
+    x.sum().backward()
+    assert z.grad.dtype == torch.float32 and torch.isfinite(z.grad).all()
+    monkeypatch.setattr(paper, "checkpoint", lambda name: {**sc.checkpoint(name), "dtype": "half"})
+    with pytest.raises(ValueError, match="dtype 'half' is not one of float32, float16, bfloat16"):
+        paper.dtype_of("sd15")
