@@ -20,19 +20,29 @@ def render_bench(title: str, records: list[dict]) -> str:
              "calls of each signature (the first a warm-up) and every N-th after, its time taken out of the wall time "
              f"(N = {every}, config `bare_timing_every`; 0: every signature timed after the solve); a signature called "
              "once is timed after the solve. "
-             "Batched calls: all images of a task run as one batch. Prior load: reading and sha256-checking the "
-             "shipped weights, building the networks.", "",
-             "| task | solver | images | s / image | NFE / image | autoencoder calls / image | network calls (batched) "
-             "| bare network s | wall s | overhead | prior load s |", "|" + "---|" * 11]
+             "Batched calls: each shard job runs its images in mini-batches (config `sharding`); a call on a "
+             "mini-batch counts once. Peak memory: the largest over the shard jobs, GPU memory allocated by torch "
+             "on a GPU, the process's resident set on CPU. Prior load: reading and sha256-checking the weights, "
+             "building the networks.", "",
+             "| task | solver | images | shards x mini-batch | s / image | NFE / image | autoencoder calls / image "
+             "| network calls (batched) | bare network s | wall s | overhead | peak memory MB | prior load s |",
+             "|" + "---|" * 13]
     for r in records:
         cost = r.get("cost", {})
         bare = sum(cost.get("bare_network_s", {}).values())
         calls = ", ".join(f"{k} {v}" for k, v in cost.get("network_calls", {}).items()) or "–"
-        ratio = f"{r['wall_time_s'] / bare:.3f}" if bare > 0 else "– (no network)"
+        if not cost.get("network_calls"):
+            ratio = "– (no network)"
+        elif "bare_network_s" not in cost:
+            ratio = "not timed (bare_timing off)"
+        else:
+            ratio = f"{r['wall_time_s'] / bare:.3f}" if bare > 0 else "–"
+        shards = r.get("shards") or [{"batch_size": r["n_images"]}]
         lines.append(f"| {r['task']} | {r['config'].get('label', r['solver'])} | {r['n_images']} "
+                     f"| {len(shards)} x {shards[0]['batch_size']} "
                      f"| {r['wall_time_s'] / r['n_images']:.3g} | {r['nfe']['per_image']:g} "
                      f"| {cost.get('autoencoder_calls_per_image', 0):g} | {calls} | {bare:.1f} "
-                     f"| {r['wall_time_s']:.1f} | {ratio} | {cost.get('prior_load_s', 0):.2f} |")
+                     f"| {r['wall_time_s']:.1f} | {ratio} | {r['peak_memory_mb']:.0f} | {cost.get('prior_load_s', 0):.2f} |")
     profile = {r["profile"] for r in records}
     lines += ["", f"Profile {', '.join(sorted(profile))}; device {records[0]['config'].get('device', 'cpu')}; "
               f"git revision `{records[0]['git_revision']}`.", ""]

@@ -237,7 +237,7 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     s = require(cfg, "solvers", solver)
     hyper = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}
     out = {**degrade_spec(cfg, task), "solver": solver, "module": module_name(cfg, solver), "hyper": hyper,
-           "device": cfg["device"], "bare_timing_every": cfg["bare_timing_every"],
+           "device": cfg["device"], "bare_timing_every": cfg["bare_timing_every"], "bare_timing": cfg["bare_timing"],
            "solver_images": min(s.get("n_images", cfg["n_images"]), cfg["n_images"])}
     n, sharding = out["solver_images"], cfg.get("sharding", {})
     out["shard_size"] = min(s.get("shard_size") or sharding.get("shard_size") or n, n)

@@ -93,8 +93,9 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     gens = generators(spec["profile"], name, solver, index, device)
     hyper = with_prompts(spec.get("hyper", {}), data["labels"], name)
     batch = spec.get("batch_size") or len(index)
+    timed = prior is not None and spec.get("bare_timing", True)
     if prior is not None:       # bare network calls timed in the course of the solve (priors/calls.py)
-        prior.calls.interleave(spec.get("bare_timing_every", 0)).progress(
+        prior.calls.interleave(spec.get("bare_timing_every", 0) if timed else 0).progress(
             f"{solver} on {name}, images {lo}..{hi - 1}")
     run = getattr(module, "solve_with_extras", None)      # a solver with more to keep than the image
     log.info("%s on %s: images %d..%d in mini-batches of %d", solver, name, lo, hi - 1, batch)
@@ -120,9 +121,10 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
             "peak_memory_mb": t["peak_memory_mb"], "nfe_total": nfe_total,
             "autoencoder_calls": int(getattr(prior, "ae_calls", 0)), "prior_load_s": load_s,
             "seeds": [seed_for(spec["profile"], name, solver, i) for i in index]}
-    if prior is not None:       # the network calls alone: the cost no loop can avoid (priors/calls.py)
-        from ipbench.priors.calls import bare_seconds
+    if prior is not None:
         meta["network_calls"] = {k: int(v) for k, v in prior.calls.summary().items()}
+    if timed:                   # the network calls alone: the cost no loop can avoid (priors/calls.py)
+        from ipbench.priors.calls import bare_seconds
         meta["bare_network_s"] = bare_seconds(prior.calls, device)
     log.info("%s on %s: %d images in %.1f s (%.1f s more timing bare calls)", solver, name, len(index), wall_s,
              replay_s)

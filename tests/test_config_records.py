@@ -144,9 +144,20 @@ def test_bench_divides_wall_time_by_bare_network_time():
     rec["wall_time_s"] = 10.5
     rec["cost"] = {"autoencoder_calls_per_image": 16, "network_calls": {"denoiser": 8},
                    "bare_network_s": {"denoiser": 6.0, "decoder": 4.0}}
+    rec["shards"] = [{"shard": [0, 1], "batch_size": 1, "wall_time_s": 5, "peak_memory_mb": 900},
+                     {"shard": [1, 2], "batch_size": 1, "wall_time_s": 5.5, "peak_memory_mb": 1000}]
+    rec["peak_memory_mb"] = 1000
     text = render_bench("t", [rec, _record("sr16", "pinv")])
-    assert "| sr16 | latino | 2 | 5.25 | 0 | 16 | denoiser 8 | 10.0 | 10.5 | 1.050 |" in text
+    assert "| sr16 | latino | 2 | 2 x 1 | 5.25 | 0 | 16 | denoiser 8 | 10.0 | 10.5 | 1.050 | 1000 |" in text
     assert "– (no network)" in text
+    del rec["cost"]["bare_network_s"]                      # bare timing off (the paper profile's default)
+    assert "| 10.5 | not timed (bare_timing off) | 1000 |" in render_bench("t", [rec])
+
+
+def test_bare_timing_is_off_in_the_paper_profile_and_a_flag_turns_it_on():
+    assert sc.solve_spec(sc.select({"profile": "paper"}), "sr16", "latino")["bare_timing"] is False
+    assert sc.solve_spec(sc.select({"profile": "paper", "bare_timing": True}), "sr16", "latino")["bare_timing"]
+    assert sc.solve_spec(sc.select({"profile": "embedded"}), "sr16", "latino")["bare_timing"]
 
 
 def test_solver_rows_can_share_a_module_and_use_fewer_images():

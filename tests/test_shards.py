@@ -68,7 +68,8 @@ def test_shards_in_mini_batches_give_the_images_of_one_solve(tmp_path, monkeypat
     shards of 2 images in mini-batches of 1 gathered by the scoring job's ``gather``; the costs add up."""
     exec(TINY, {})
     degraded = _degraded(tmp_path / "y.safetensors", 6)
-    stages.solve(_spec(6, None), degraded, str(tmp_path / "one.safetensors"), str(tmp_path / "one.json"))
+    stages.solve({**_spec(6, None), "bare_timing": False}, degraded, str(tmp_path / "one.safetensors"),
+                 str(tmp_path / "one.json"))
     parts = []
     for k, shard in enumerate([(4, 6), (0, 2), (2, 4)]):              # any order: gather sorts by image range
         parts.append((str(tmp_path / f"s{k}.safetensors"), str(tmp_path / f"s{k}.json")))
@@ -81,6 +82,7 @@ def test_shards_in_mini_batches_give_the_images_of_one_solve(tmp_path, monkeypat
     assert run["seeds"] == one_meta["seeds"]
     assert run["network_calls"] == {"denoiser": 6 * 2} and one_meta["network_calls"] == {"denoiser": 2}
     assert [s["shard"] for s in run["shards"]] == [[0, 2], [2, 4], [4, 6]]
+    assert "bare_network_s" in run and "bare_network_s" not in one_meta       # bare timing off: not timed at all
     with pytest.raises(ValueError, match=r"do not tile the images: \[0, 2\] then \[4, 6\]"):
         stages.gather([parts[0][0], parts[1][0]], [parts[0][1], parts[1][1]])
 
