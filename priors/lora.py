@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import torch
 
-TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+TARGETS = ("to_q", "to_k", "to_v", "to_out.0")          # diffusers' attention (the embedded pixel prior)
+ADM_TARGETS = ("qkv", "proj_out")                        # guided-diffusion's attention (ADM; deepinv's DiffUNet)
 
 
-def add_lora(unet: torch.nn.Module, rank: int = 5, alpha: float = 1.5, targets=TARGETS) -> list[torch.nn.Parameter]:
-    """Inject LoRA layers into ``unet`` in place; freeze the rest; return the trainable LoRA parameters."""
+def lora_targets(unet: torch.nn.Module) -> tuple[str, ...]:
+    """The attention projections the official code adapts, by architecture: ``qkv`` and ``proj_out`` (1 x 1
+    convolutions) in guided-diffusion's U-Nets, the query / key / value / output projections in diffusers'."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in unet.named_modules()}
+    return ADM_TARGETS if "qkv" in names else TARGETS
+
+
+def add_lora(unet: torch.nn.Module, rank: int = 5, alpha: float = 1.5, targets=None) -> list[torch.nn.Parameter]:
+    """Inject LoRA layers into ``unet`` in place (on ``lora_targets(unet)`` unless ``targets`` is given);
+    freeze the rest; return the trainable LoRA parameters."""
     from peft import LoraConfig, inject_adapter_in_model
+    targets = targets or lora_targets(unet)
     inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets)), unet)
     params = []
     for name, p in unet.named_parameters():

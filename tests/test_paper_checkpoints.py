@@ -357,3 +357,28 @@ def test_checkpoints_load_in_the_official_dtype_and_solvers_see_float32(fetched,
     monkeypatch.setattr(paper, "checkpoint", lambda name: {**sc.checkpoint(name), "dtype": "half"})
     with pytest.raises(ValueError, match="dtype 'half' is not one of float32, float16, bfloat16"):
         paper.dtype_of("sd15")
+
+
+def test_ud2m_lora_goes_on_adm_qkv_and_proj_out_and_starts_as_the_prior():
+    """UD2M's adapter on an ADM (deepinv's DiffUNet, guided-diffusion's U-Net): LoRA on every attention block's
+    ``qkv`` and ``proj_out`` as the official code, nothing else trainable, and an untrained adapter leaves
+    eps unchanged (peft's B = 0)."""
+    from deepinv.models import DiffUNet
+    from ipbench.priors.lora import add_lora, lora_targets
+    from ipbench.priors.pixel_ddpm import PixelDiffusionPrior
+    torch.manual_seed(0)
+    net = DiffUNet(large_model=False, pretrained=None)
+    prior = PixelDiffusionPrior(net, "linear", adm=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        before = prior.eps(x, 500)
+    assert lora_targets(net) == ("qkv", "proj_out")
+    n_attention = sum(1 for name, m in net.named_modules() if name.endswith(".qkv"))
+    params = add_lora(net)
+    adapted = {name.rsplit(".lora_", 1)[0] for name, _ in net.named_parameters() if "lora_" in name}
+    assert n_attention > 0 and len(adapted) == 2 * n_attention
+    assert all(name.endswith((".qkv", ".proj_out")) for name in adapted)
+    assert len(params) == 4 * n_attention and all(p.requires_grad for p in params)
+    assert not any(p.requires_grad for name, p in net.named_parameters() if "lora_" not in name)
+    with torch.no_grad():
+        assert torch.allclose(prior.eps(x, 500), before, atol=1e-6)
