@@ -89,8 +89,9 @@ def solve_weights(wildcards):
 
 def shard_files(wildcards, ext):
     """The shards' outputs of one solve (``ext``: safetensors or json), in image order."""
-    ranges = suite_config.shards(config, wildcards.task, wildcards.solver)
-    return [f"results/solve/{PROFILE}/{wildcards.task}/{wildcards.solver}/shard_{k}.{ext}" for k in range(len(ranges))]
+    task, solver = wildcards.task, wildcards.solver
+    ranges = suite_config.shards(config, task, solver)
+    return [f"results/solve/{PROFILE}/{task}/{solver}/shard_{k}.{ext}" for k in range(len(ranges))]
 
 
 def cluster(stage):
