@@ -109,10 +109,10 @@ class LatentDiffusionPrior:
         e_uc, e_c = self._eps(zz, t, cc).chunk(2)
         return e_uc + w * (e_c - e_uc)
 
-    def _eps(self, z_t, t, c):
+    def _eps(self, z_t, t, c, **conditions):
         t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
         dtype = self.unet.dtype
-        return self.unet(z_t.to(dtype), t, encoder_hidden_states=c.to(dtype)).sample.to(z_t.dtype)
+        return self.unet(z_t.to(dtype), t, encoder_hidden_states=c.to(dtype), **conditions).sample.to(z_t.dtype)
 
     def image_features(self, x: torch.Tensor) -> torch.Tensor:
         """Unit-norm image features in the space of the token embeddings (the image tower of the

@@ -67,6 +67,11 @@ def pinned_revision(name: str, entry: dict, lock, endpoint: str | None = None) -
 def materialize(name: str, dest: str | os.PathLike | None = None, endpoint: str | None = None,
                 lock_path: str | os.PathLike | None = None) -> Path:
     """Fetch and verify every file of checkpoint ``name`` at its pinned commit; return the folder holding them."""
+    return _materialize(name, dest, endpoint, lock_path)[0]
+
+
+def _materialize(name, dest=None, endpoint=None, lock_path=None) -> tuple[Path, str | None, dict]:
+    """``materialize``, also returning the commit and each file's verified sha256."""
     from ipbench.datasets.fetch import DEFAULT_LOCK, Lock, fetch
     entry = checkpoint(name)
     if "files" not in entry:
@@ -74,11 +79,13 @@ def materialize(name: str, dest: str | os.PathLike | None = None, endpoint: str 
     root = Path(dest or RESOURCES) / name
     lock = Lock(lock_path or DEFAULT_LOCK)
     commit = pinned_revision(name, entry, lock, endpoint)
+    hashes = {}
     for file in entry["files"]:
         res = {k: entry[k] for k in ("hub", "url", "repo_type") if k in entry}
         res.update(file=file, sha256=(entry.get("sha256") or {}).get(file), **({"revision": commit} if commit else {}))
         fetch(f"{name}/{file}", res, root, lock, endpoint, path=file)
-    return root
+        hashes[file] = res["sha256"] or lock.get(f"{name}/{file}")      # pinned, or recorded at first download
+    return root, commit, hashes
 
 
 def fetch_manifest(name: str, out: str | os.PathLike, endpoint: str | None = None,
@@ -86,13 +93,10 @@ def fetch_manifest(name: str, out: str | os.PathLike, endpoint: str | None = Non
     """The fetch stage's job for one checkpoint: fetch and verify its files, then write ``out`` (the commit and
     each file's sha256), the input that compute jobs wait for."""
     import json
-    from ipbench.datasets.fetch import DEFAULT_LOCK, Lock
-    from ipbench.store.files import sha256_of, write_atomic
-    root = materialize(name, endpoint=endpoint, lock_path=lock_path)
-    entry, lock = checkpoint(name), Lock(lock_path or DEFAULT_LOCK)
-    manifest = {"name": name, "source": entry.get("hub") or entry.get("url"),
-                "revision": pinned_revision(name, entry, lock, endpoint),
-                "files": {f: sha256_of(root / f) for f in entry["files"]}}
+    from ipbench.store.files import write_atomic
+    _, commit, hashes = _materialize(name, endpoint=endpoint, lock_path=lock_path)
+    entry = checkpoint(name)
+    manifest = {"name": name, "source": entry.get("hub") or entry.get("url"), "revision": commit, "files": hashes}
     write_atomic(out, (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
 
@@ -154,10 +158,9 @@ class SDXLConsistencyPrior(ConsistencyPrior):
         self.added = {"text_embeds": pooled, "time_ids": time_ids.expand(pooled.shape[0], -1)}
 
     def _eps(self, z_t, t, c):
-        t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
-        dtype = self.unet.dtype
-        added = {k: v.repeat(z_t.shape[0] // v.shape[0], *([1] * (v.ndim - 1))).to(dtype) for k, v in self.added.items()}
-        return self.unet(z_t.to(dtype), t, encoder_hidden_states=c.to(dtype), added_cond_kwargs=added).sample.to(z_t.dtype)
+        added = {k: v.repeat(z_t.shape[0] // v.shape[0], *([1] * (v.ndim - 1))).to(self.unet.dtype)
+                 for k, v in self.added.items()}
+        return super()._eps(z_t, t, c, added_cond_kwargs=added)
 
 
 def dtype_of(name: str) -> torch.dtype:

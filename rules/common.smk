@@ -98,7 +98,15 @@ def cluster(stage):
     """A rule's resources from the config's ``cluster`` section (suite/config.py: job_resources), each a
     function of the job's wildcards: a solve's follow its solver and the images of its shard."""
 
-    def job(wc):
+    asked = {}
+
+    def job(wc):                       # one request per job, shared by its five resources
+        key = tuple(sorted(wc.items()))
+        if key not in asked:
+            asked[key] = request(wc)
+        return asked[key]
+
+    def request(wc):
         if stage == "solve":
             lo, hi = suite_config.shard_spec(config, wc.task, wc.solver, int(wc.shard))["shard"]
             return suite_config.job_resources(config, stage, solver=wc.solver, images=hi - lo)

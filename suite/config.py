@@ -253,23 +253,26 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     return out
 
 
-def shards(cfg: dict, task: str, solver: str) -> list[tuple[int, int]]:
-    """The image ranges [start, stop) of a solve's shards, each one Snakemake job."""
-    spec = solve_spec(cfg, task, solver)
+def _ranges(spec: dict) -> list[tuple[int, int]]:
     n, size = spec["solver_images"], spec["shard_size"]
     return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
 
+def shards(cfg: dict, task: str, solver: str) -> list[tuple[int, int]]:
+    """The image ranges [start, stop) of a solve's shards, each one Snakemake job."""
+    return _ranges(solve_spec(cfg, task, solver))
+
+
 def shard_spec(cfg: dict, task: str, solver: str, shard: int) -> dict:
     """The spec of one shard's solve job: the solve's spec and the image range of shard ``shard``."""
-    ranges = shards(cfg, task, solver)
+    spec = solve_spec(cfg, task, solver)
+    ranges = _ranges(spec)
     if not 0 <= shard < len(ranges):
         raise ValueError(f"{solver} on {task} has {len(ranges)} shard(s) (0..{len(ranges) - 1}), not shard {shard}")
-    return {**solve_spec(cfg, task, solver), "shard": list(ranges[shard])}
+    return {**spec, "shard": list(ranges[shard])}
 
 
-def job_resources(cfg: dict, stage: str, task: str | None = None, solver: str | None = None,
-                  images: int = 0) -> dict:
+def job_resources(cfg: dict, stage: str, solver: str | None = None, images: int = 0) -> dict:
     """What one job asks of a cluster (config ``cluster``), as Snakemake resources: ``slurm_partition``,
     ``gpu`` (0: none), ``runtime`` (minutes), ``mem_mb`` and ``cpus_per_task``. ``stage`` is a key of
     ``cluster`` (solve: by the solver's prior kind, or its row's ``resources``)."""

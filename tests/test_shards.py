@@ -26,8 +26,6 @@ def tiny_prior(kind, priors):
     return sp.frozen(PixelDiffusionPrior(build_unet(sample_size=64, in_channels=3, out_channels=3,
                                                     block_out_channels=(16, 32, 32), norm_num_groups=8,
                                                     attention_head_dim=8)))
-
-sp.load_prior = tiny_prior
 """
 
 
@@ -66,7 +64,9 @@ def test_shards_tile_a_solvers_images_and_a_row_overrides_the_profile():
 def test_shards_in_mini_batches_give_the_images_of_one_solve(tmp_path, monkeypatch):
     """DPS (its own noise per image, a backward pass per step) on 6 images: one job as one batch, against three
     shards of 2 images in mini-batches of 1 gathered by the scoring job's ``gather``; the costs add up."""
-    exec(TINY, {})
+    tiny = {}
+    exec(TINY, tiny)
+    monkeypatch.setattr("ipbench.suite.priors.load_prior", tiny["tiny_prior"])     # undone after the test
     degraded = _degraded(tmp_path / "y.safetensors", 6)
     stages.solve({**_spec(6, None), "bare_timing": False}, degraded, str(tmp_path / "one.safetensors"),
                  str(tmp_path / "one.json"))
@@ -90,7 +90,7 @@ def test_shards_in_mini_batches_give_the_images_of_one_solve(tmp_path, monkeypat
 def _peak_mb(tmp_path: Path, n: int, batch: int | None) -> float:
     degraded = _degraded(tmp_path / f"y{n}.safetensors", n)
     meta = tmp_path / f"m{n}_{batch}.json"
-    script = TINY + (f"from ipbench.suite import stages\n"
+    script = TINY + (f"sp.load_prior = tiny_prior\nfrom ipbench.suite import stages\n"
                      f"stages.solve({_spec(n, batch, hyper={'steps': 2})!r}, {degraded!r}, "
                      f"{str(tmp_path / 'o.safetensors')!r}, {str(meta)!r})\n")
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
