@@ -10,9 +10,20 @@ import torch
 
 
 def peak_memory_mb(device: str = "cpu") -> float:
-    """Peak GPU memory allocated by torch on CUDA; otherwise the process's peak resident set."""
+    """Peak GPU memory allocated by torch on CUDA; otherwise the process's own peak resident set.
+
+    On Linux this is VmHWM, the high-water mark of this process's address space: ``ru_maxrss`` is carried
+    across ``exec`` from the process that spawned it (a test runner, a workflow manager), so a small job
+    started by a large parent would report the parent's peak."""
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10           # kB
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 

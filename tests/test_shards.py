@@ -108,3 +108,16 @@ def test_peak_memory_follows_the_mini_batch_not_the_number_of_images(tmp_path):
           f"64 images as one batch {unbatched:.0f} MB")
     assert abs(many - four) <= 0.10 * four
     assert unbatched > 1.3 * four
+
+
+def test_peak_memory_is_the_jobs_own_not_its_parents():
+    """A job spawned by a large process (a test runner, a workflow manager) reports its own peak: on Linux
+    ``ru_maxrss`` carries the parent's peak across ``exec``, which made every small solve report the runner's
+    size."""
+    child = "from ipbench.metrics.accounting import peak_memory_mb; print(peak_memory_mb())"
+    parent = ("import subprocess, sys\nbig = bytearray(1536 * 2**20)\nbig[::4096] = b'1' * len(big[::4096])\n"
+              f"print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True, "
+              "check=True).stdout)")
+    peak = float(subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True,
+                                check=True).stdout)
+    assert 10 < peak < 1000, peak
