@@ -30,18 +30,26 @@ def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -
 def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor, *, steps: int, batch_size: int,
                   lr: float, ema_decay: float, seed: int, desc: str,
                   condition: Callable[[torch.Tensor, torch.Generator], dict] | None = None,
-                  warmup: int = 500, bf16: bool = False) -> tuple[torch.nn.Module, dict]:
-    """Train ``unet`` on ``data`` (N, C, H, W); ``condition(idx, g)`` gives extra network kwargs.
+                  warmup: int = 500, bf16: bool = False,
+                  max_seconds: float | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train ``unet`` on ``data`` (N, ...); ``condition(idx, g)`` gives extra network kwargs. Parameters with
+    ``requires_grad`` off stay as they are.
+
+    ``max_seconds``: stop after the step that crosses this wall time; the card's ``steps`` is the number done,
+    and ``--steps`` of that number reproduces the run (the learning rate is constant after the warm-up).
 
     ``bf16``: the forward pass under bfloat16 autocast (weights, gradients, optimiser and EMA stay float32);
     about 1.5x faster on CPUs with AVX-512 BF16 for networks of a few million parameters."""
     g = torch.Generator().manual_seed(seed)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     abar = abar.float()
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in unet.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
     t0, losses = time.time(), []
     for step in (bar := tqdm(range(steps), desc=desc)):
+        if max_seconds is not None and time.time() - t0 > max_seconds:
+            steps = step
+            break
         idx = torch.randint(len(data), (batch_size,), generator=g)
         kwargs = condition(idx, g) if condition else {}
         x0 = data[idx]
@@ -56,7 +64,8 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
             "precision": "bf16 autocast" if bf16 else "float32",
             "wall_time_s": round(time.time() - t0, 1), "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:]),
-            "parameters": sum(p.numel() for p in unet.parameters())}
+            "parameters": sum(p.numel() for p in unet.parameters()),
+            "trained_parameters": sum(p.numel() for p in unet.parameters() if p.requires_grad)}
     return ema, card
 
 
