@@ -31,8 +31,8 @@ OPERATORS = {
     "downsampling": _downsampling,
     "inpainting": lambda shape, sigma_y, keep, mask_seed=0: Inpainting(shape[-3:], keep, mask_seed, sigma_y),
     "jpeg": lambda shape, sigma_y, quality: JPEG(quality, sigma_y),
-    "video_downsampling": lambda shape, sigma_y, t, s, spatial_filter="block":
-        TemporalSpatialDownsampling(shape[-4:], t, s, spatial_filter, sigma_y),
+    "video_downsampling": lambda shape, sigma_y, t, s, spatial_filter="block", temporal="pool":
+        TemporalSpatialDownsampling(shape[-4:], t, s, spatial_filter, sigma_y, temporal),
 }
 
 

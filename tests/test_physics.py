@@ -23,6 +23,8 @@ LINEAR = {
     "inpainting": ({"name": "inpainting", "keep": 0.3, "mask_seed": 3}, (1, S, S)),
     "video": ({"name": "video_downsampling", "t": 2, "s": 2}, (4, 1, 8, 8)),
     "video_bicubic": ({"name": "video_downsampling", "t": 2, "s": 2, "spatial_filter": "bicubic"}, (4, 1, 8, 8)),
+    "video_pool_tail": ({"name": "video_downsampling", "t": 2, "s": 2, "spatial_filter": "bicubic"}, (5, 1, 8, 8)),
+    "video_blur": ({"name": "video_downsampling", "t": 3, "s": 2, "temporal": "blur"}, (5, 1, 8, 8)),
 }
 
 
@@ -91,6 +93,30 @@ def test_agrees_with_deepinv():
     theirs = dinv.physics.Inpainting(img_size=(1, 32, 32), mask=ours.mask.float())
     assert torch.allclose(ours.A(x), theirs.A(x))
     assert torch.allclose(ours.prox(x, ours.A(x), 2.0).float(), theirs.prox_l2(x, theirs.A(x), 2.0), atol=1e-6)
+
+
+@pytest.mark.parametrize("problem", ["A", "B", "C"])
+def test_video_problems_as_the_official_operators(problem):
+    """LVTINO's Problems A / B / C on 25 frames, against the official operators written out: the tail padded by
+    repeating the last frame then average-pooled (``TemporalSRThenSROp``), or a circular uniform blur in time
+    (``TemporalBlurThenSROp``, by FFT); then deepinv's bicubic ``Downsampling`` (reflect) per frame."""
+    dinv = pytest.importorskip("deepinv")
+    t, s, temporal = {"A": (4, 4, "pool"), "B": (7, 8, "blur"), "C": (8, 8, "pool")}[problem]
+    x = torch.rand(2, 25, 1, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    op = physics.build_operator({"name": "video_downsampling", "t": t, "s": s, "spatial_filter": "bicubic",
+                                 "temporal": temporal}, x.shape[1:], 0.001)
+    if temporal == "pool":
+        pad = -(-25 // t) * t - 25
+        v = torch.cat([x, x[:, -1:].expand(-1, pad, -1, -1, -1)], 1)
+        v = v.unflatten(1, (-1, t)).mean(2)
+    else:
+        kernel = torch.zeros(25, dtype=torch.float64)
+        kernel[[(i - t // 2) % 25 for i in range(t)]] = 1.0 / t
+        v = torch.fft.ifft(torch.fft.fft(x, dim=1) * torch.fft.fft(kernel).view(1, -1, 1, 1, 1), dim=1).real
+    down = dinv.physics.Downsampling(img_size=(1, 64, 64), filter="bicubic", factor=s, padding="reflect")
+    ref = torch.stack([down.A(v[:, k].float()) for k in range(v.shape[1])], 1)
+    assert op.A(x).shape == ref.shape == (2, -(-25 // t) if temporal == "pool" else 25, 1, 64 // s, 64 // s)
+    assert torch.allclose(op.A(x).float(), ref, atol=1e-5)
 
 
 def test_gaussian_kernel_as_deepinv():
