@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
+TRACKERS = {"lk": "OpenCV pyramidal Lucas-Kanade (no weights; the fvmd package uses PIPs++)"}
 SEQ_LEN, SIZE, GRID, CELL, CUBE_FRAMES, ANGLE_BINS, MAGNITUDE_BINS = 16, 256, 20, 5, 4, 8, 256
 
 
@@ -87,8 +88,9 @@ def _windows(clip: torch.Tensor, seq_len: int = SEQ_LEN) -> np.ndarray:
 
 def features(clips: torch.Tensor, tracker: str = "lk", acceleration: str = "package") -> np.ndarray:
     """(clips x windows, 1024) motion features of (B, T, C, H, W) clips in [0, 1]."""
-    if tracker != "lk":
-        raise ValueError(f"unknown tracker {tracker!r}; the embedded profile tracks with 'lk' (OpenCV)")
+    if tracker not in TRACKERS:
+        raise ValueError(f"unknown tracker {tracker!r}; valid: {', '.join(TRACKERS)} (PIPs++, the package's "
+                         "tracker, is not implemented here)")
     tracks = np.stack([track_lk(w) for clip in clips for w in _windows(clip)])
     v, a = velocity_acceleration(tracks, acceleration)
     return np.concatenate([motion_histograms(v), motion_histograms(a)], axis=1)

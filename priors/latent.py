@@ -35,6 +35,7 @@ def consistency_output(z_t: torch.Tensor, z0_hat: torch.Tensor, t) -> torch.Tens
 
 class LatentDiffusionPrior:
     generic_prompt = ""        # the starting prompt where a solver is given none (the official codes: empty)
+    role = ""                  # prefixes the names of its network calls where two priors share one log (LVTINO)
 
     def __init__(self, vae, unet, scaling_factor: float, text_encoder=None, schedule: str = "scaled_linear",
                  image_encoder=None):
@@ -69,12 +70,12 @@ class LatentDiffusionPrior:
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] images -> latents (posterior mean x scaling factor)."""
         self.ae_calls += x.shape[0]
-        self.calls.record("encoder", self._encode, x)
+        self.calls.record(f"{self.role}encoder", self._encode, x)
         return self._encode(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         self.ae_calls += z.shape[0]
-        self.calls.record("decoder", self._decode, z)
+        self.calls.record(f"{self.role}decoder", self._decode, z)
         return self._decode(z)
 
     # The networks run in the dtype they were loaded in (config/checkpoints.yaml `dtype`: the official codes' fp16
@@ -95,9 +96,11 @@ class LatentDiffusionPrior:
         self.calls.record("text encoder", lambda _: self.text.tokens(unique), torch.empty(len(unique)))
         return self.text.tokens(unique).float()[[unique.index(p) for p in prompts]]
 
-    def eps(self, z_t: torch.Tensor, t, c: torch.Tensor) -> torch.Tensor:
-        self.nfe += z_t.shape[0]
-        self.calls.record("denoiser", lambda z, c: self._eps(z, 500, c), z_t, c)
+    def eps(self, z_t: torch.Tensor, t, c: torch.Tensor, items: int | None = None) -> torch.Tensor:
+        """``items``: how many NFE the call counts (default one per row of z_t; the frames of a clip run as one
+        batch and count once per clip)."""
+        self.nfe += z_t.shape[0] if items is None else items
+        self.calls.record(f"{self.role}denoiser", lambda z, c: self._eps(z, 500, c), z_t, c)
         return self._eps(z_t, t, c)
 
     def eps_cfg(self, z_t: torch.Tensor, t, c: torch.Tensor, uc: torch.Tensor, w: float) -> torch.Tensor:
@@ -124,6 +127,6 @@ class LatentDiffusionPrior:
 
 
 class ConsistencyPrior(LatentDiffusionPrior):
-    def x0(self, z_t: torch.Tensor, t, c: torch.Tensor) -> torch.Tensor:
+    def x0(self, z_t: torch.Tensor, t, c: torch.Tensor, items: int | None = None) -> torch.Tensor:
         """One consistency step: the latent the LCM maps z_t to."""
-        return consistency_output(z_t, tweedie(z_t, self.eps(z_t, t, c), self.abar[int(t)]), int(t))
+        return consistency_output(z_t, tweedie(z_t, self.eps(z_t, t, c, items), self.abar[int(t)]), int(t))

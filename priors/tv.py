@@ -46,3 +46,36 @@ def tv_prox(v: torch.Tensor, w: float, dims=(-2, -1), n_iter: int = 20,
         g = grad(div(p, dims) - v / w, dims)
         p = (p + tau * g) / (1 + tau * g.pow(2).sum(0, keepdim=True).sqrt())
     return v - w * div(p, dims), p
+
+
+def l2_tv_pdhg(op, y: torch.Tensor, x0: torch.Tensor, lam: float, dims=(-4,), n_iter: int = 200,
+               tau: float = 0.25, sigma: float = 0.25, theta: float = 1.0) -> torch.Tensor:
+    """argmin_x 1/2 |A x - y|^2 + lam |D x|_1 (anisotropic over ``dims``; LVTINO's time TV: dims=(-4,)) by
+    Chambolle-Pock from x0, duals at zero, as the official ``solve_l2_tv``:
+    p <- (p + sigma (A xbar - y)) / (1 + sigma),  q <- clip(q + sigma D xbar, +-lam),
+    x' <- x - tau (A^T p + D^T q),  xbar <- x' + theta (x' - x)."""
+    x, xbar = x0.clone(), x0.clone()
+    p, q = torch.zeros_like(y), torch.zeros_like(grad(x0, dims))
+    for _ in range(n_iter):
+        p = (p + sigma * (op.A(xbar) - y)) / (1 + sigma)
+        q = (q + sigma * grad(xbar, dims)).clamp(-lam, lam)
+        x_new = x - tau * (op.A_adjoint(p) - div(q, dims))
+        xbar, x = x_new + theta * (x_new - x), x_new
+    return x
+
+
+def l2_tv_adam(op, y: torch.Tensor, x0: torch.Tensor, lam: float, dims=(-4, -2, -1), n_iter: int = 55,
+               lr: float = 0.019848, eps_tv: float = 1e-2, bounds=(-1.0, 1.0)) -> torch.Tensor:
+    """argmin_x 1/2 |A x - y|^2 + lam sum sqrt(|D x|^2 + eps_tv^2) (isotropic over ``dims``) by Adam from x0,
+    clipped to ``bounds`` after each step, as the official ``solve_l2_tv3_adam_autograd``."""
+    x = x0.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    with torch.enable_grad():
+        for _ in range(n_iter):
+            loss = 0.5 * (op.A(x) - y).pow(2).sum() + lam * (grad(x, dims).pow(2).sum(0) + eps_tv**2).sqrt().sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                x.clamp_(*bounds)
+    return x.detach()

@@ -15,7 +15,7 @@ import jsonschema
 import yaml
 
 from ipbench.store.catalog import CONFIG_DIR, ROOT, checkpoint, trained_by  # noqa: F401 (re-exported)
-from ipbench.suite.registry import SOLVERS, prior_kind, solve_keywords
+from ipbench.suite.registry import SOLVERS, prior_keys, prior_kind, solve_keywords, solver_family
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -188,9 +188,6 @@ def dataset_recipe(cfg: dict, task: str) -> dict:
     return {"key": t["dataset"], **require(cfg, "datasets", t["dataset"])}
 
 
-FAMILY_OF_PRIOR = {"pixel": "pixel", "latent": "latent", "consistency": "latent", "bridge": "pixel"}
-
-
 def applies(cfg: dict, task: str, solver: str) -> bool:
     """Whether a solver runs on a task: a diffusion solver only on the tasks of its prior's family, a bridge
     solver only where a bridge is trained, a row with ``tasks`` only on those (prior-free baselines run
@@ -201,7 +198,8 @@ def applies(cfg: dict, task: str, solver: str) -> bool:
     kind = prior_kind(module_name(cfg, solver))
     if kind == "bridge":                      # a bridge is trained per task: only the tasks that have one
         return task in cfg.get("priors", {}).get("bridge", {})
-    return not kind or FAMILY_OF_PRIOR[kind] == require(cfg, "tasks", task).get("family", "pixel")
+    family = solver_family(module_name(cfg, solver))
+    return not family or family == require(cfg, "tasks", task).get("family", "pixel")
 
 
 def require_pair(cfg: dict, task: str, solver: str) -> None:
@@ -217,7 +215,8 @@ def require_pair(cfg: dict, task: str, solver: str) -> None:
     elif kind == "bridge":
         why = "no bridge network is trained for that task (config key priors.bridge)"
     else:
-        why = f"its prior is a {kind} prior ({FAMILY_OF_PRIOR[kind]} family) and the task is of the {family} family"
+        why = (f"its prior is a {kind} prior ({solver_family(module_name(cfg, solver))} family) and the task is of the "
+               f"{family} family")
     runs = [x for x in cfg["solvers"] if applies(cfg, task, x)]
     raise ValueError(f"solver {solver!r} does not run on task {task!r}: {why}; solvers for {task!r}: {', '.join(runs)}")
 
@@ -244,10 +243,11 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     out["batch_size"] = min(s.get("batch_size") or sharding.get("batch_size") or out["shard_size"], out["shard_size"])
     kind = prior_kind(out["module"])
     if kind:
-        if kind not in cfg.get("priors", {}):
-            raise ValueError(f"solver {solver!r} needs a {kind} prior, but profile {cfg['profile']!r} names none "
-                             f"(config key priors.{kind})")
-        out["priors"] = {kind: prior_name(cfg, kind, task)}
+        for key in prior_keys(kind):
+            if key not in cfg.get("priors", {}):
+                raise ValueError(f"solver {solver!r} needs a {key} prior, but profile {cfg['profile']!r} names none "
+                                 f"(config key priors.{key})")
+        out["priors"] = {key: prior_name(cfg, key, task) for key in prior_keys(kind)}
         if kind in ("latent", "consistency") and "image_text" in cfg["priors"]:
             out["priors"]["image_text"] = cfg["priors"]["image_text"]
     return out
@@ -329,7 +329,8 @@ def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
         return []
     if kind == "bridge":
         return files(prior_name(cfg, kind, task)) if task is not None else []
-    names = [cfg["priors"][kind]] + ([cfg["priors"]["image_text"]] if "image_text" in cfg["priors"] and kind != "pixel" else [])
+    names = [cfg["priors"][key] for key in prior_keys(kind)]
+    names += [cfg["priors"]["image_text"]] if "image_text" in cfg["priors"] and kind in ("latent", "consistency") else []
     if task is not None:
         s = require(cfg, "solvers", solver)
         adapter = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}.get("adapter")
@@ -345,7 +346,7 @@ def fetched_checkpoints(cfg: dict, solver: str | None = None, task: str | None =
         names = [cfg["features"].get("checkpoint"), cfg["features"].get("lpips_checkpoint")]
     else:
         kind = prior_kind(module_name(cfg, solver))
-        names = [prior_name(cfg, kind, task)] if kind and kind in cfg.get("priors", {}) else []
+        names = [prior_name(cfg, key, task) for key in prior_keys(kind) if key in cfg.get("priors", {})]
         if kind in ("latent", "consistency"):
             names.append(cfg["priors"].get("image_text"))
         s = require(cfg, "solvers", solver)

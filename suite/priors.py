@@ -3,14 +3,16 @@ checkpoint names into loaded priors (the loaders in ``priors/`` take resolved ch
 
 The solver registry (``suite.registry``) gives each solver's prior kind: 'pixel' (eps(x_t, t) on [-1, 1]
 images), 'latent' (encode / decode / embed / eps(z_t, t, c)), 'consistency' (adds x0(z_t, t, c)) or 'bridge'
-(I2SB's eps(x_n, n) with its bridge schedule, one network per task); the profile's ``priors`` config names the
+(I2SB's eps(x_n, n) with its bridge schedule, one network per task) or 'video' (LVTINO's pair: the video
+consistency model of ``priors.video`` and the image one of ``priors.consistency``); the profile's ``priors`` config
+names the
 checkpoint behind each kind, so a solver never knows its profile.
 """
 from __future__ import annotations
 
 from ipbench.store.catalog import resolve, trained_by
 
-KINDS = ("pixel", "latent", "consistency", "bridge")
+KINDS = ("pixel", "latent", "consistency", "bridge", "video")
 # ``priors.image_text`` (optional) names the image-text model attached to the latent priors
 # (``prior.image_features``; TReg's adaptive negation).
 
@@ -18,8 +20,13 @@ KINDS = ("pixel", "latent", "consistency", "bridge")
 def load_prior(kind: str, priors: dict):
     if kind not in KINDS:
         raise ValueError(f"unknown prior kind {kind!r}; valid: {', '.join(KINDS)}")
-    if kind not in priors:
-        raise ValueError(f"the profile names no {kind} prior (config key priors.{kind})")
+    from ipbench.suite.registry import prior_keys
+    for key in prior_keys(kind):
+        if key not in priors:
+            raise ValueError(f"the profile names no {key} prior (config key priors.{key})")
+    if kind == "video":
+        from ipbench.priors.video_dm import VideoImagePair
+        return VideoImagePair(frozen(_load(priors["video"])), frozen(_load(priors["consistency"])))
     prior = _load(priors[kind])
     if kind in ("latent", "consistency") and "image_text" in priors:
         prior.image_encoder = load_image_text(priors["image_text"])
@@ -55,6 +62,9 @@ def _load(name: str):
     if name in ("latent_dm", "lcm"):
         from ipbench.priors.latent_dm import load_latent_dm
         return load_latent_dm(resolve(name), consistency=name == "lcm")
+    if name in trained_by("ipbench.training.video_dm") + trained_by("ipbench.training.vcm"):
+        from ipbench.priors.video_dm import load_video_dm
+        return load_video_dm(resolve(name), consistency=name in trained_by("ipbench.training.vcm"))
     if name in trained_by("ipbench.training.bridge"):
         from ipbench.priors.bridge import load_bridge
         return load_bridge(resolve(name))

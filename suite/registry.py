@@ -1,9 +1,11 @@
 """The registry of solvers: name -> module with ``solve(y, op, prior, *, generator, **hyper)`` and the prior
 family it needs.
 
-The family is what the DAG plans with (which tasks a solver runs on, which weights its jobs read): 'pixel'
+The prior kind is what the DAG plans with (which tasks a solver runs on, which weights its jobs read): 'pixel'
 (eps(x_t, t) on [-1, 1] images), 'latent' (encode / decode / embed / eps(z_t, t, c)), 'consistency' (adds
-x0(z_t, t, c)), 'bridge' (I2SB's eps(x_n, n), one network per task) or None (no learnt prior). Planning reads
+x0(z_t, t, c)), 'bridge' (I2SB's eps(x_n, n), one network per task), 'video' (LVTINO's pair: a video consistency
+model and the image consistency model per frame) or None (no learnt prior). A solver runs on the tasks of its
+prior's family, or of the ``family`` its entry names (VISION-XL: an image latent prior on video tasks). Planning reads
 it, and the keywords ``solve`` accepts, without importing a solver (so without torch): the keywords are read
 from the module's source (``solve_keywords``).
 """
@@ -19,6 +21,12 @@ from typing import NamedTuple
 class Solver(NamedTuple):
     module: str
     prior: str | None
+    family: str | None = None
+
+
+FAMILY_OF_PRIOR = {"pixel": "pixel", "latent": "latent", "consistency": "latent", "bridge": "pixel", "video": "video"}
+# the profile's ``priors`` keys a prior kind loads (LVTINO's pair reads two)
+PRIOR_KEYS = {"video": ("video", "consistency")}
 
 
 SOLVERS = {
@@ -36,6 +44,8 @@ SOLVERS = {
     "latino": Solver("ipbench.methods.latino", "consistency"),
     "latino_pro": Solver("ipbench.methods.latino_pro", "consistency"),
     "ud2m": Solver("ipbench.methods.ud2m", "pixel"),
+    "lvtino": Solver("ipbench.methods.lvtino", "video"),
+    "vision_xl": Solver("ipbench.baselines.vision_xl", "latent", family="video"),
 }
 
 # arguments every solve takes from the stage, never from the config
@@ -53,8 +63,19 @@ def solver_module(name: str):
 
 
 def prior_kind(name: str) -> str | None:
-    """The prior family a solver needs (None: no learnt prior)."""
+    """The prior kind a solver needs (None: no learnt prior)."""
     return _entry(name).prior
+
+
+def solver_family(name: str) -> str | None:
+    """The family of tasks a solver runs on (None: every task, a prior-free baseline)."""
+    entry = _entry(name)
+    return entry.family or FAMILY_OF_PRIOR.get(entry.prior)
+
+
+def prior_keys(kind: str | None) -> tuple[str, ...]:
+    """The profile's ``priors`` keys behind a prior kind."""
+    return PRIOR_KEYS.get(kind, (kind,)) if kind else ()
 
 
 @lru_cache(maxsize=None)

@@ -29,6 +29,10 @@ log = logging.getLogger("suite")
 
 def _load_truth(spec: dict, dataset_file: str | None, lock: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     if spec["data"]["kind"] == "embedded_digits":
+        if spec["task_spec"].get("family") == "video":
+            from ipbench.datasets.video import moving_digits
+            clips, labels, _ = moving_digits("test", spec["n_images"], spec["task_spec"]["frames"])
+            return clips, labels
         return digits("test", spec["task_spec"]["image_size"], spec["n_images"])
     from ipbench.datasets.fetch import Lock, verify
     from ipbench.datasets.paper import load_images
@@ -199,6 +203,12 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
     summary = {k: float(np.mean(v)) for k, v in per_image.items() if k != "index"}
     summary["fid"] = fid(f_hat, f_true)
     summary["kid"] = kid(f_hat, f_true)
+    description = fs.description
+    if x.ndim == 5:             # videos: FVMD between the sets of restored and true clips
+        from ipbench.metrics.fvmd import TRACKERS, fvmd
+        tracker = spec.get("fvmd_tracker", "lk")
+        summary["fvmd"] = fvmd(x_hat, x, tracker)
+        description = f"{description}; FVMD tracks with {TRACKERS[tracker]}"
     record = {
         "schema": SCHEMA_ID,
         "profile": spec["profile"], "task": spec["task"], "solver": spec["solver"],
@@ -213,7 +223,7 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
                                            "prior_load_s")
                  if k in run},
         "shards": run["shards"],
-        "feature_space": fs.description,
+        "feature_space": description,
         "per_image": per_image, "metrics": summary,
     }
     validate_record(record)

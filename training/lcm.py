@@ -34,14 +34,17 @@ def consistency_fn(unet, z, t, c, abar):
 
 def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, lr: float = 2e-4,
             w: float = 3.0, skip: int = 20, ema_decay: float = 0.95, huber_c: float = 1e-3, seed: int = 0,
-            init=None):
-    """``init``: a student to continue from (an earlier distillation) instead of the teacher's copy."""
+            init=None, prompts: list[str] | None = None, max_seconds: float | None = None):
+    """``init``: a student to continue from (an earlier distillation) instead of the teacher's copy.
+    ``prompts``: the ten captions, the generic prompt and the empty one (default: the image digits'); latents
+    may be images (N, c, h, w) or clips (N, T, c, h, w). ``max_seconds``: stop after the step that crosses it
+    (the card's ``steps`` is the number done)."""
     from ipbench.datasets.embedded import caption
     from ipbench.priors.latent_dm import GENERIC_PROMPT
     from ipbench.priors.text import TextEncoder
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    table = TextEncoder().tokens([caption(k) for k in range(10)] + [GENERIC_PROMPT, ""])
+    table = TextEncoder().tokens(prompts or [caption(k) for k in range(10)] + [GENERIC_PROMPT, ""])
     abar = alpha_bar("scaled_linear").float()
     grid = torch.arange(1, 1000 // skip + 1) * skip - 1                     # 19, 39, ..., 999
     teacher = teacher.eval().requires_grad_(False)
@@ -50,6 +53,9 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
     opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     t0, losses = time.time(), []
     for step in (bar := tqdm(range(steps), desc="LCM distillation")):
+        if max_seconds is not None and time.time() - t0 > max_seconds:
+            steps = step
+            break
         idx = torch.randint(len(latents), (batch_size,), generator=g)
         z0, k = latents[idx], labels[idx].clone()
         k[torch.rand(batch_size, generator=g) < 0.1] = 10                  # the generic prompt too
@@ -57,7 +63,7 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
         t = grid[torch.randint(len(grid), (batch_size,), generator=g)]
         t_prev = (t - skip).clamp_min(0)
         eps = torch.randn(z0.shape, generator=g)
-        a = abar[t].view(-1, 1, 1, 1)
+        a = abar[t].view(-1, *([1] * (z0.ndim - 1)))
         z_t = a.sqrt() * z0 + (1 - a).sqrt() * eps
         with torch.no_grad():
             e_c = teacher(z_t, t, encoder_hidden_states=c).sample

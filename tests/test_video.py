@@ -1,0 +1,129 @@
+"""The video branch: moving digits, the video prior's protocol, LVTINO's and VISION-XL's loops (NFE, the
+official schedules, their likelihood steps against closed forms) on a random-weight video U-Net."""
+import numpy as np
+import pytest
+import torch
+
+from ipbench import physics
+from ipbench.datasets import video as vd
+from ipbench.priors import tv
+
+
+def test_moving_digits_are_deterministic_bounce_and_stay_on_the_canvas():
+    x, labels, path = vd.moving_digits("test", 10)
+    assert x.shape == (10, vd.FRAMES, 1, 64, 64) and labels.tolist() == list(range(10))
+    again, _, _ = vd.moving_digits("test", 3, start=2)
+    assert torch.equal(again, x[2:5])
+    v = np.diff(path.numpy(), axis=1)
+    speed = np.linalg.norm(v, axis=-1)
+    median = np.median(speed, axis=1)                                   # a bounce folds one step: shorter
+    assert (median >= vd.SPEED[0]).all() and (median <= vd.SPEED[1]).all() and (speed <= vd.SPEED[1] + 1e-9).all()
+    assert (np.sign(v[:, 1:]) != np.sign(v[:, :-1])).any()            # at least one bounce in ten clips
+    ink = x[:, :, 0].sum((-1, -2))
+    assert torch.allclose(ink, ink[:, :1], rtol=0.02)                  # the digit never leaves the canvas
+    train, _, _ = vd.moving_digits("train", 2)
+    assert not torch.equal(train, x[:2])
+    with pytest.raises(ValueError, match="has 100 clips"):
+        vd.moving_digits("test", 5, start=98)
+
+
+def test_time_tv_pdhg_matches_the_two_frame_closed_form():
+    """A = I on two frames: argmin 1/2 |x - y|^2 + lam |x_2 - x_1| moves each frame by lam towards the other,
+    or to their mean where |y_2 - y_1| <= 2 lam."""
+    op = physics.build_operator({"name": "video_downsampling", "t": 1, "s": 1}, (2, 1, 4, 4), 0.0)
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 2, 1, 4, 4, generator=g, dtype=torch.float64)
+    lam = 0.2
+    x = tv.l2_tv_pdhg(op, y, torch.zeros_like(y), lam, dims=(-4,), n_iter=3000)
+    d = y[:, 1] - y[:, 0]
+    mean = (y[:, 0] + y[:, 1]) / 2
+    shift = torch.where(d.abs() <= 2 * lam, d / 2, lam * d.sign())
+    assert torch.allclose(x[:, 0], torch.where(d.abs() <= 2 * lam, mean, y[:, 0] + shift), atol=1e-4)
+    assert torch.allclose(x[:, 1], torch.where(d.abs() <= 2 * lam, mean, y[:, 1] - shift), atol=1e-4)
+
+
+def test_tv3d_adam_lowers_its_objective_and_stays_in_bounds():
+    op = physics.build_operator({"name": "video_downsampling", "t": 2, "s": 2}, (4, 1, 8, 8), 0.0)
+    g = torch.Generator().manual_seed(1)
+    x_true = torch.rand(1, 4, 1, 8, 8, generator=g) * 2 - 1
+    y = op.A(x_true)
+    objective = lambda x: 0.5 * (op.A(x) - y).pow(2).sum() + 1e-3 * (tv.grad(x, (-4, -2, -1)).pow(2).sum(0)
+                                                                    + 1e-4).sqrt().sum()
+    x0 = torch.zeros_like(x_true)
+    x = tv.l2_tv_adam(op, y, x0, 1e-3, n_iter=55)
+    assert objective(x) < 0.2 * objective(x0) and x.abs().max() <= 1
+
+
+def test_vcm_timesteps_match_the_official_noise_levels():
+    from ipbench.methods.lvtino import FLOW_STEPS, vp_timestep_of_flow
+    from ipbench.priors.schedules import alpha_bar
+    steps = [vp_timestep_of_flow(t) for t in FLOW_STEPS["AB"]]
+    assert steps == [682, 380, 213, 99, 23]
+    abar = alpha_bar("scaled_linear")
+    sigma = 0.7568                 # t = 757 on Wan's grid: timestep = 1000 sigma, sigma = 8 u / (1 + 7 u), u = 0.28
+    snr_flow = ((1 - sigma) / sigma) ** 2
+    assert abs(float(abar[682] / (1 - abar[682])) / snr_flow - 1) < 0.02
+
+
+@pytest.fixture(scope="module")
+def random_video_pair():
+    """LVTINO's prior pair with random weights: the video U-Net inflated from a random image U-Net, a random
+    image consistency model and autoencoder (the shipped architectures)."""
+    from ipbench.priors.autoencoder import build_autoencoder
+    from ipbench.priors.latent import ConsistencyPrior
+    from ipbench.priors.latent_dm import build_unet
+    from ipbench.priors.text import TextEncoder
+    from ipbench.priors.video_dm import VideoImagePair, build_video_unet, video_prior
+    torch.manual_seed(0)
+    vae, text = build_autoencoder().eval(), TextEncoder()
+    video = video_prior(vae, build_video_unet().eval(), 1.0, consistency=True, text_encoder=text)
+    image = ConsistencyPrior(vae, build_unet().eval(), 1.0, text)
+    image.generic_prompt = "a photo of a handwritten digit"
+    return VideoImagePair(video, image)
+
+
+@pytest.mark.parametrize("problem,spec,nfe", [
+    ("A", {"t": 4, "s": 4, "temporal": "pool"}, 9),
+    ("B", {"t": 7, "s": 8, "temporal": "blur"}, 9),
+    ("C", {"t": 8, "s": 8, "temporal": "pool"}, 5),
+])
+def test_lvtino_makes_the_official_calls(random_video_pair, problem, spec, nfe):
+    """5 VCM + 4 ICM calls (A, B), 3 + 2 (C), each on a whole clip; the ICM runs on every frame of both clips as
+    one batch and counts once per clip; one shared noise draw per clip makes the ICM input's noise equal
+    across frames."""
+    from ipbench.methods import lvtino
+    prior = random_video_pair
+    prior.video.nfe = prior.image.nfe = 0
+    prior.calls.clear()
+    op = physics.build_operator({"name": "video_downsampling", "spatial_filter": "bicubic", **spec},
+                                (25, 1, 64, 64), 0.001)
+    x, _, _ = vd.moving_digits("test", 2)
+    g = [torch.Generator().manual_seed(i) for i in range(2)]
+    y = op.measure(x, g)
+    out = lvtino.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(2)],
+                       problem=problem, pdhg_iter=5, adam_iter=3)
+    assert out.shape == x.shape and torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert prior.nfe == 2 * nfe
+    calls = prior.calls.summary()
+    n_vcm, n_icm = len(lvtino.PROBLEMS[problem]["vcm"]), len(lvtino.PROBLEMS[problem]["vcm"]) - 1
+    assert calls["video denoiser"] == n_vcm and calls["image denoiser"] == n_icm
+    assert calls["video encoder"] == n_vcm and calls["image encoder"] == n_icm
+
+
+def test_vision_xl_runs_the_official_grid(random_video_pair):
+    """VISION-XL on the image prior per frame: 8 inversion calls on frame 0 and 8 sampling steps on the
+    25-step grid below t = 300 (281, ..., 1), each on all frames at once."""
+    from ipbench.baselines import vision_xl
+    from ipbench.priors.diffusion import ldm_steps
+    prior = random_video_pair.image
+    prior.nfe = 0
+    prior.calls.clear()
+    assert [t for t, _, _ in ldm_steps(prior.abar, 25) if t <= 300] == [281, 241, 201, 161, 121, 81, 41, 1]
+    op = physics.build_operator({"name": "video_downsampling", "t": 4, "s": 4, "spatial_filter": "bicubic"},
+                                (25, 1, 64, 64), 0.001)
+    x, _, _ = vd.moving_digits("test", 2)
+    y = op.measure(x, [torch.Generator().manual_seed(i) for i in range(2)])
+    out = vision_xl.solve(y, op, prior, generator=[torch.Generator().manual_seed(i) for i in range(2)], cg_steps=2)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert prior.nfe == 2 * 8 + 2 * 8
+    assert vision_xl.normalised_adjoint(op, op.A(torch.ones_like(x))).allclose(torch.ones_like(x), atol=1e-5)
