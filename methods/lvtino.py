@@ -32,7 +32,7 @@ from ipbench.physics import conjugate_gradient
 from ipbench.physics.base import standard_normal
 from ipbench.priors.diffusion import add_noise
 from ipbench.priors.schedules import alpha_bar
-from ipbench.priors.tv import l2_tv_adam, l2_tv_pdhg
+from ipbench.priors.tv import admm_tv, l2_tv_adam, l2_tv_pdhg
 from ipbench.priors.video_dm import per_frame
 
 PAPER_NAME = "LVTINO"
@@ -79,13 +79,12 @@ def second_step(kind: str, op, x, y_pm, k: int, hp: dict):
     raise ValueError(f"unknown second likelihood step {kind!r}")
 
 
-def warm_start(y, op, problem: str):
+def warm_start(y, op, problem: str, admm: dict | None = None):
     """x^0 in [0, 1] units: prox_{200 g_y}(0) (A, B; the official init, computed with y in [0, 1] and clipped to
     [-1, 1] before it is read as a [0, 1] image, as the code does); Problem C: spatio-temporal ADMM-TV in place
     of VIDUE's interpolation."""
     if problem == "C":
-        from ipbench.baselines.admm_tv import solve as admm_tv
-        return admm_tv(y, op)
+        return admm_tv(y, op, **(admm or {}))
     return op.prox(torch.zeros_like(op.A_adjoint(y)), y, 200.0).clamp(-1, 1)
 
 
@@ -94,7 +93,8 @@ def solve(y, op, prior, *, generator=None, prompts=None, problem: str = "A", fin
           image_prompt: str | None = None, lam_time_tv: float = 2.873789e-4, pdhg_iter: int = 200,
           gamma_first=(3539.0, 1363.0), gamma_second=(16868.0, 2721.0), cg_eps: float = 1e-6,
           cg_iter: int | None = None, lam_tv3d=(6.178523568938361e-07, 1.5583416542691956e-06),
-          adam_iter: int = 55, adam_lr: float = 0.019848) -> torch.Tensor:
+          adam_iter: int = 55, adam_lr: float = 0.019848, admm: dict | None = None) -> torch.Tensor:
+    """``admm``: Problem C's warm start settings (ADMM-TV's ``lam``, ``rho``, ``n_iter``; the tuned ones)."""
     if problem not in PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}; valid: {', '.join(PROBLEMS)}")
     if final not in ("vcm", "prox"):
@@ -108,7 +108,7 @@ def solve(y, op, prior, *, generator=None, prompts=None, problem: str = "A", fin
     c_v = vcm.embed(list(prompts or [vcm.generic_prompt] * B))
     c_i = icm.embed([image_prompt or icm.generic_prompt] * B)
     y_pm = 2 * y - 1
-    x = warm_start(y, op, problem)                                # [0, 1]
+    x = warm_start(y, op, problem, admm)                          # [0, 1]
     steps_v = [vp_timestep_of_flow(t, abar=vcm.abar) for t in spec["vcm"]]
     for k, t_v in enumerate(steps_v):
         z = vcm.encode(x)

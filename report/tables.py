@@ -22,6 +22,7 @@ METRICS = {  # key -> (column title, published metric name, format, per-image?)
     "lpips": ("LPIPS ↓", "LPIPS", "{:.3f}", True),
     "fid": ("FID ↓", "FID", "{:.2f}", False),
     "kid": ("KID ×10³ ↓", "KID", "{:.2f}", False),
+    "fvmd": ("FVMD ↓", "FVMD", "{:.1f}", False),
 }
 
 
@@ -241,7 +242,12 @@ def render(spec: dict, records: list[dict], numbers: list[dict]) -> tuple[str, p
              ""]
     metrics = spec.get("metrics", list(METRICS))
     csv_rows: list[dict] = []
-    if spec.get("layout", "long") == "wide":
+    if spec.get("paper_tables"):        # the same runs beside each of several published tables (LVTINO's two)
+        for table, heading in spec["paper_tables"].items():
+            beside = {**spec, "tasks": [{**t, "paper": {**(t.get("paper") or {}), "table": table}}
+                                        for t in spec["tasks"]]}
+            lines += [f"## {heading}", ""] + wide(beside, by_key, numbers, metrics, csv_rows)
+    elif spec.get("layout", "long") == "wide":
         lines += wide(spec, by_key, numbers, metrics, csv_rows)
     else:
         for task in spec["tasks"]:

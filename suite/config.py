@@ -384,7 +384,9 @@ def table_spec(cfg: dict, name: str) -> dict:
                    "solvers": [s for s in table["solvers"] if applies(cfg, t, s)]} for t in table["tasks"]],
         "solvers": [{"key": s, "label": cfg["solvers"][s]["label"],
                      "paper_name": cfg["solvers"][s].get("paper_name")} for s in table["solvers"]],
-        "layout": table["layout"], "below_rule": table.get("below_rule", []), "elsewhere": table.get("elsewhere", {}), "metrics": table.get("metrics", ["psnr", "ssim", "lpips", "fid", "kid"]),
+        "layout": table["layout"], "below_rule": table.get("below_rule", []), "elsewhere": table.get("elsewhere", {}),
+        "metrics": table.get("metrics", ["psnr", "ssim", "lpips", "fid", "kid"]),
+        "paper_tables": table.get("paper_tables", {}),
     }
 
 

@@ -120,9 +120,76 @@ def lcm_gate(n_per_digit: int = 100, seed: int = 0, figure: str | None = None) -
     return {"n_samples_per_setting": 10 * n_per_digit, "sampler": f"LCMScheduler, seed {seed}", **out}
 
 
+def centre_of_mass(clips: torch.Tensor) -> torch.Tensor:
+    """(B, T, 2) ink centre (row, column) of each frame of (B, T, 1, H, W) clips in [0, 1]."""
+    w = clips[:, :, 0].clamp_min(0)
+    h, v = w.shape[-2:]
+    rows, cols = torch.arange(h, dtype=w.dtype), torch.arange(v, dtype=w.dtype)
+    mass = w.sum((-1, -2)).clamp_min(1e-6)
+    return torch.stack([(w.sum(-1) * rows).sum(-1) / mass, (w.sum(-2) * cols).sum(-1) / mass], -1)
+
+
+def clip_statistics(clips: torch.Tensor, labels: torch.Tensor) -> dict:
+    """What the video gate measures on clips: frames classified as their clip's digit (with confidence >= 0.9),
+    clips whose frames all read as one digit, and the mean and spread of the ink centre's displacement per frame."""
+    conf, pred = classify(clips.flatten(0, 1))
+    conf, pred = conf.view(clips.shape[:2]), pred.view(clips.shape[:2])
+    speed = centre_of_mass(clips).diff(dim=1).norm(dim=-1)
+    return {"frames_read_as_prompted_digit": (pred == labels[:, None]).float().mean().item(),
+            "confident_frames": (conf >= 0.9).float().mean().item(),
+            "clips_one_digit_throughout": (pred == pred[:, :1]).all(1).float().mean().item(),
+            "centre_speed_px_per_frame": speed.mean().item(),
+            "centre_speed_sd_over_clips": speed.mean(1).std().item()}
+
+
+@torch.no_grad()
+def video_gate(name: str, n_per_digit: int = 10, steps: int = 50, guidance: float = 3.0, seed: int = 0,
+               figure: str | None = None) -> dict:
+    """Clips for 'a video of a handwritten digit k': the video DM by DDIM (``steps``, CFG ``guidance``), the video
+    consistency model by 4-step multistep consistency sampling. The same statistics on the 100 test clips are the
+    reference (the digit network, trained on centred digits, reads 85% of their frames right). Passes when the
+    share of frames read as the prompted digit is at least 90% of the test clips' and the digits move: the mean
+    speed of the ink centre within 0.5-1.5 times that of the test clips."""
+    from ipbench.datasets.video import moving_digits, video_caption
+    from ipbench.priors.sampling import consistency_sample, ddim_sample
+    from ipbench.priors.video_dm import load_video_dm
+    consistency = name in trained_by("ipbench.training.vcm")
+    prior = load_video_dm(resolve(name), consistency=consistency)
+    g = torch.Generator().manual_seed(seed)
+    shape = (n_per_digit, 25, 4, 8, 8)
+    clips, labels = [], []
+    for k in range(10):
+        c = prior.embed([video_caption(k)]).expand(n_per_digit, -1, -1)
+        if consistency:
+            x = consistency_sample(prior, c, shape, generator=g)
+        else:
+            u = prior.embed([""]).expand(n_per_digit, -1, -1)
+
+            def eps(z, t):
+                e_c, e_u = prior.eps(z, t, c), prior.eps(z, t, u)
+                return e_u + guidance * (e_c - e_u)
+
+            x = prior.decode(ddim_sample(eps, prior.abar, shape, steps, 0.0, g)).clamp(0, 1)
+        clips.append(x)
+        labels.append(torch.full((n_per_digit,), k))
+    clips, labels = torch.cat(clips), torch.cat(labels)
+    test, test_labels, _ = moving_digits("test", 100)
+    measured, reference = clip_statistics(clips, labels), clip_statistics(test, test_labels)
+    ratio = measured["centre_speed_px_per_frame"] / reference["centre_speed_px_per_frame"]
+    if figure:
+        save_grid(clips[::n_per_digit, ::3].flatten(0, 1), figure, nrow=clips[:, ::3].shape[1])
+    return {"n_clips": len(clips), "sampler": ("4-step consistency sampling" if consistency else
+                                              f"DDIM, {steps} steps, eta 0, CFG {guidance}") + f", seed {seed}",
+            "samples": measured, "test_clips": reference, "speed_ratio": ratio,
+            "passed": (measured["frames_read_as_prompted_digit"] >= 0.9 * reference["frames_read_as_prompted_digit"]
+                       and 0.5 <= ratio <= 1.5)}
+
+
 PIXEL_DDPMS = trained_by("ipbench.training.pixel_ddpm")
+VIDEO_PRIORS = trained_by("ipbench.training.video_dm") + trained_by("ipbench.training.vcm")
 GATES = {**{name: functools.partial(pixel_ddpm_gate, name=name) for name in PIXEL_DDPMS},
-         "latent_dm": latent_dm_gate, "lcm": lcm_gate}
+         "latent_dm": latent_dm_gate, "lcm": lcm_gate,
+         **{name: functools.partial(video_gate, name) for name in VIDEO_PRIORS}}
 
 
 def main(argv=None):

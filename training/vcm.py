@@ -42,10 +42,11 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop early at this wall time (see the card)")
+    ap.add_argument("--latents-cache", default=None, help="the encoded training clips (training.video_dm's file)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     teacher, student = student_init()
-    z, labels = encode_training_clips(args.clips)
+    z, labels = encode_training_clips(args.clips, cache=args.latents_cache)
     prompts = [video_caption(k) for k in range(10)] + [GENERIC_VIDEO_PROMPT, ""]
     out, card = distill(teacher, z, labels, args.steps, batch_size=args.batch_size, seed=args.seed, init=student,
                         prompts=prompts, max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
