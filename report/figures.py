@@ -75,3 +75,45 @@ def posterior_grid(x: torch.Tensor, y_img: torch.Tensor, samples: torch.Tensor, 
     rows = [[x[i], y_img[i], *samples[i], mean[i], std[i] / scale] for i in range(len(x))]
     image_grid(rows, ["truth", "measurement"] + [f"sample {j + 1}" for j in range(S)]
                + ["mean", f"std (max {scale:.2f})"], title, out)
+
+
+def measurement_clip(y: torch.Tensor, x_shape) -> torch.Tensor:
+    """A measured clip (T', C, h, w) shown at the truth's (T, C, H, W): nearest in space and in time (a pooled
+    frame stands for the frames it averages)."""
+    T = x_shape[0]
+    frames = (torch.arange(T) * y.shape[0] // T).clamp_max(y.shape[0] - 1)
+    return measurement_image(y[frames], x_shape)
+
+
+def video_strips(title: str, x: torch.Tensor, y: torch.Tensor, estimates: dict[str, torch.Tensor], out: str,
+                 every: int = 3) -> None:
+    """One clip: a row of frames (every ``every``-th) for the truth, the measurement and each solver, and a last
+    column with the x-t slice through the row of the digit's ink centre (time down, x across)."""
+    y_clip = measurement_clip(y, x.shape)
+    clips = {"truth": x, "measurement": y_clip, **estimates}
+    ink = x[:, 0].sum(0)                                     # the row the digit crosses most
+    row = int(ink.sum(1).argmax())
+    grid, names = [], []
+    for name, clip in clips.items():
+        grid.append([f for f in clip[::every]] + [clip[:, :, row, :].transpose(0, 1)])
+        names.append(name)
+    cols = [f"t = {t}" for t in range(0, x.shape[0], every)] + [f"x-t slice, row {row}"]
+    fig, axes = plt.subplots(len(grid), len(cols), figsize=(1.0 * len(cols), 1.05 * len(grid) + 0.5), squeeze=False)
+    for i, (name, frames) in enumerate(zip(names, grid)):
+        for j, img in enumerate(frames):
+            _show(axes[i, j], img, cols[j] if i == 0 else None)
+        axes[i, 0].set_ylabel(name, fontsize=7)
+    fig.suptitle(textwrap.fill(title, width=int(18 * len(cols))), fontsize=8)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+
+
+def write_gif(clip: torch.Tensor, out: str, fps: int = 8) -> None:
+    """A (T, C, H, W) clip in [0, 1] as an animated GIF (imageio)."""
+    import imageio.v3 as iio
+    frames = (clip.clamp(0, 1) * 255).round().to(torch.uint8)
+    frames = frames[:, 0] if frames.shape[1] == 1 else frames.permute(0, 2, 3, 1)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(out, frames.numpy(), extension=".gif", duration=1000 / fps, loop=0)

@@ -169,7 +169,7 @@ def require(cfg: dict, kind: str, name: str) -> dict:
 
 # ---- job specs: what each stage needs, and what the run record stores as its config ----
 
-COMPUTE_KEYS = ("family", "image_size", "sigma_y", "operator")  # what changes numbers (not titles)
+COMPUTE_KEYS = ("family", "image_size", "frames", "sigma_y", "operator")  # what changes numbers (not titles)
 
 
 def degrade_spec(cfg: dict, task: str) -> dict:

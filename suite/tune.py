@@ -21,7 +21,7 @@ from ipbench.datasets import digits
 from ipbench.metrics import psnr
 from . import io
 from .config import checkpoint, select, solve_spec
-from .registry import prior_kind, solver_module
+from .registry import prior_keys, prior_kind, solver_module
 from .seeding import generators
 from .stages import with_prompts
 
@@ -49,7 +49,11 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     keys = [k for k, _ in axes]
     if len(set(keys)) < len(keys):
         raise ValueError(f"a hyperparameter is gridded twice: {keys}")
-    x, labels = digits("train", spec["task_spec"]["image_size"], n)
+    if spec["task_spec"].get("family") == "video":            # moving-digit training clips
+        from ipbench.datasets.video import moving_digits
+        x, labels, _ = moving_digits("train", n, spec["task_spec"]["frames"])
+    else:
+        x, labels = digits("train", spec["task_spec"]["image_size"], n)
     op = physics.build_operator(spec["task_spec"]["operator"], x.shape[1:], spec["task_spec"]["sigma_y"])
     index = np.arange(n)
     y = op.measure(x.double(), generators(profile, task, "tune", index)).float()
@@ -77,8 +81,8 @@ def tune(profile: str, task: str, solver: str, grid: str | list[str], n: int = 2
     if links:
         result["links"] = {k: f"{f} x {keys[0]}" for k, f in links.items()}
     if prior is not None:       # the choice holds for this prior: a new one is tuned again
-        name = spec["priors"][kind]
-        result["prior"] = {"checkpoint": name, "sha256": checkpoint(name)["sha256"]}
+        names = [spec["priors"][key] for key in prior_keys(kind)]
+        result["prior"] = {"checkpoint": ", ".join(names), "sha256": ", ".join(checkpoint(n)["sha256"] for n in names)}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     io.write_json(f"{out_dir}/{task}_{solver}.json", result)
     return result

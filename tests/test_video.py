@@ -133,3 +133,20 @@ def test_vision_xl_runs_the_official_grid(random_video_pair):
     assert prior.nfe == 2 * 8 + 2 * 8
     assert torch.equal(run(), out) and vision_xl.__doc__ and vision_xl.PAPER_NAME == "VISION-XL"
     assert vision_xl.normalised_adjoint(op, op.A(torch.ones_like(x))).allclose(torch.ones_like(x), atol=1e-5)
+
+
+def test_video_figures_show_frames_an_xt_slice_and_a_gif(tmp_path):
+    import imageio.v3 as iio
+    from ipbench.report.figures import measurement_clip, video_strips, write_gif
+    x, _, _ = vd.moving_digits("test", 1)
+    op = physics.build_operator({"name": "video_downsampling", "t": 8, "s": 8, "spatial_filter": "bicubic"},
+                                x.shape[1:], 0.001)
+    y = op.measure(x, torch.Generator().manual_seed(0))
+    shown = measurement_clip(y[0], x.shape[1:])
+    assert shown.shape == x.shape[1:] and torch.equal(shown[7], shown[0]) and not torch.equal(shown[8], shown[0])
+    video_strips("Problem C", x[0], y[0], {"A†y": op.A_dagger(y, rcond=0.03)[0].float()}, str(tmp_path / "s.png"))
+    write_gif(x[0], str(tmp_path / "c.gif"))
+    assert (tmp_path / "s.png").stat().st_size > 0
+    frames = iio.imread(str(tmp_path / "c.gif"))
+    assert frames.shape[:3] == (25, 64, 64)
+    assert np.allclose(frames[3, ..., 0], (x[0, 3, 0] * 255).round().numpy(), atol=1)
