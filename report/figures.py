@@ -77,19 +77,24 @@ def posterior_grid(x: torch.Tensor, y_img: torch.Tensor, samples: torch.Tensor, 
                + ["mean", f"std (max {scale:.2f})"], title, out)
 
 
-def measurement_clip(y: torch.Tensor, x_shape) -> torch.Tensor:
-    """A measured clip (T', C, h, w) shown at the truth's (T, C, H, W): nearest in space and in time (a pooled
-    frame stands for the frames it averages)."""
+def measurement_clip(y: torch.Tensor, x_shape, op=None) -> torch.Tensor:
+    """A measured clip (T', C, h, w) shown at the truth's (T, C, H, W): nearest in space, and in time each frame
+    shows the measured frame that weighs it most in the operator's temporal matrix (the pooled frame of its
+    block; without ``op``, proportional)."""
     T = x_shape[0]
-    frames = (torch.arange(T) * y.shape[0] // T).clamp_max(y.shape[0] - 1)
+    if op is not None and -4 in getattr(op, "matrices", {}):
+        frames = op.matrices[-4].argmax(0)
+    else:
+        frames = (torch.arange(T) * y.shape[0] // T).clamp_max(y.shape[0] - 1)
     return measurement_image(y[frames], x_shape)
 
 
 def video_strips(title: str, x: torch.Tensor, y: torch.Tensor, estimates: dict[str, torch.Tensor], out: str,
-                 every: int = 3) -> None:
-    """One clip: a row of frames (every ``every``-th) for the truth, the measurement and each solver, and a last
-    column with the x-t slice through the row of the digit's ink centre (time down, x across)."""
-    y_clip = measurement_clip(y, x.shape)
+                 every: int = 3, op=None) -> None:
+    """One clip: a row of frames (every ``every``-th) for the truth, the measurement (``measurement_clip``) and
+    each solver, and a last column with the x-t slice through the row the digit's ink crosses most (time down,
+    x across)."""
+    y_clip = measurement_clip(y, x.shape, op)
     clips = {"truth": x, "measurement": y_clip, **estimates}
     ink = x[:, 0].sum(0)                                     # the row the digit crosses most
     row = int(ink.sum(1).argmax())

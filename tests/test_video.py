@@ -142,9 +142,10 @@ def test_video_figures_show_frames_an_xt_slice_and_a_gif(tmp_path):
     op = physics.build_operator({"name": "video_downsampling", "t": 8, "s": 8, "spatial_filter": "bicubic"},
                                 x.shape[1:], 0.001)
     y = op.measure(x, torch.Generator().manual_seed(0))
-    shown = measurement_clip(y[0], x.shape[1:])
+    shown = measurement_clip(y[0], x.shape[1:], op)
     assert shown.shape == x.shape[1:] and torch.equal(shown[7], shown[0]) and not torch.equal(shown[8], shown[0])
-    video_strips("Problem C", x[0], y[0], {"A†y": op.A_dagger(y, rcond=0.03)[0].float()}, str(tmp_path / "s.png"))
+    video_strips("Problem C", x[0], y[0], {"A†y": op.A_dagger(y, rcond=0.03)[0].float()}, str(tmp_path / "s.png"),
+                 op=op)
     write_gif(x[0], str(tmp_path / "c.gif"))
     assert (tmp_path / "s.png").stat().st_size > 0
     frames = iio.imread(str(tmp_path / "c.gif"))
