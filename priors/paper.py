@@ -81,7 +81,7 @@ def _materialize(name, dest=None, endpoint=None, lock_path=None) -> tuple[Path, 
     commit = pinned_revision(name, entry, lock, endpoint)
     hashes = {}
     for file in entry["files"]:
-        res = {k: entry[k] for k in ("hub", "url", "repo_type") if k in entry}
+        res = {k: entry[k] for k in ("hub", "url", "repo_type", "manual") if k in entry}
         res.update(file=file, sha256=(entry.get("sha256") or {}).get(file), **({"revision": commit} if commit else {}))
         fetch(f"{name}/{file}", res, root, lock, endpoint, path=file)
         hashes[file] = res["sha256"] or lock.get(f"{name}/{file}")      # pinned, or recorded at first download
@@ -232,16 +232,62 @@ def deepinv_models():
 
 
 def load_adm_imagenet256(root=None):
-    """ADM ImageNet-256 unconditional (guided-diffusion) through deepinv's ``DiffUNet``, which is that
-    architecture (256 channels, 2 res-blocks, attention at 32/16/8, learned variance)."""
+    """ADM ImageNet-256 unconditional in ``priors.guided_unet`` (guided-diffusion's ``UNetModel``: its flags and
+    parameter names; 256 channels, 2 res-blocks, attention at 32/16/8, learned variance)."""
+    from .guided_unet import ADM_256_UNCOND, GuidedUNet
     from .pixel_ddpm import PixelDiffusionPrior
     root = Path(root or materialize("adm_imagenet256_uncond"))
     # guided-diffusion's sampling flags for this model say --use_fp16 True: its torso in fp16, input and output fp32
-    net = deepinv_models().DiffUNet(large_model=True, pretrained=None,
-                                    use_fp16=dtype_of("adm_imagenet256_uncond") == torch.float16)
+    net = GuidedUNet(**ADM_256_UNCOND, use_fp16=dtype_of("adm_imagenet256_uncond") == torch.float16)
     state = torch.load(root / checkpoint("adm_imagenet256_uncond")["files"][0], map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     return PixelDiffusionPrior(net, "linear", adm=True)
+
+
+class I2SBNetwork(torch.nn.Module):
+    """I2SB's ``Image256Net``: the U-Net at time noise_levels[n] = 1000 linspace(t0 = 1e-4, 1, 1000)[n] for the
+    bridge's step n (fractional timesteps)."""
+
+    def __init__(self, unet: torch.nn.Module, interval: int = 1000, t0: float = 1e-4):
+        super().__init__()
+        self.diffusion_model = unet
+        self.register_buffer("noise_levels", torch.linspace(t0, 1.0, interval) * interval, persistent=False)
+
+    def forward(self, x, n):
+        from types import SimpleNamespace
+        return SimpleNamespace(sample=self.diffusion_model(x, self.noise_levels[n]))
+
+
+def i2sb_ema_state(ckpt: dict, unet: torch.nn.Module) -> dict:
+    """The EMA weights of an I2SB ``latest.pt`` (what its sampler uses) as the U-Net's state dict: torch_ema keeps
+    them as ``shadow_params``, a list in the order of ``Image256Net.parameters()``, whose only module is the
+    U-Net (``diffusion_model.``), so the names follow ``unet.named_parameters()``."""
+    shadow = ckpt["ema"]["shadow_params"]
+    names = [name for name, _ in unet.named_parameters()]
+    shapes = [tuple(p.shape) for p in shadow], [tuple(p.shape) for p in unet.parameters()]
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"the I2SB checkpoint's EMA ({len(shadow)} tensors) does not fit the U-Net's "
+                         f"{len(names)} parameters: wrong architecture or file")
+    state = dict(zip(names, shadow))
+    net_keys = {k.removeprefix("diffusion_model.") for k in ckpt["net"]}
+    if net_keys != set(state):
+        raise ValueError("the I2SB checkpoint's 'net' keys do not match the U-Net's parameters")
+    return state
+
+
+def load_i2sb(name: str, root=None, architecture: dict | None = None):
+    """An NVlabs I2SB ImageNet-256 bridge (``latest.pt``, loaded as tensors only; its EMA weights) behind the
+    bridge protocol, with the schedule its task was trained with (catalogue ``beta_max``, ``ot_ode``).
+    ``architecture``: the U-Net's flags (``I2SB_256`` by default; tests pass a tiny replica's)."""
+    from .bridge import BridgePrior
+    from .guided_unet import I2SB_256, GuidedUNet
+    entry = checkpoint(name)
+    root = Path(root or materialize(name))
+    ckpt = torch.load(root / entry["files"][0], map_location="cpu", weights_only=True)
+    # the official sampler's --use-fp16 (catalogue dtype): the torso's convolutions in float16
+    unet = GuidedUNet(**{**(architecture or I2SB_256), "use_fp16": dtype_of(name) == torch.float16})
+    unet.load_state_dict(i2sb_ema_state(ckpt, unet), strict=True)
+    return BridgePrior(I2SBNetwork(unet), beta_max=float(entry["beta_max"]), ot_ode=bool(entry["ot_ode"]))
 
 
 def load_ram(name: str = "ram_deepinv", root=None, counter=None):

@@ -47,7 +47,7 @@ def fetched_names(name: str, path: Path = CATALOGUE) -> list[str]:
     """The entries with files to download behind ``name`` (itself, and what it ``needs``): the fetch stage's
     jobs for it (none for shipped weights)."""
     entry = checkpoint(name, path)
-    own = [name] if "files" in entry and ("hub" in entry or "url" in entry) else []
+    own = [name] if "files" in entry and ("hub" in entry or "url" in entry or "manual" in entry) else []
     return own + [n for dep in entry.get("needs", []) for n in fetched_names(dep, path) if n not in own]
 
 

@@ -10,7 +10,9 @@ checkpoint behind each kind, so a solver never knows its profile.
 """
 from __future__ import annotations
 
-from ipbench.store.catalog import resolve, trained_by
+import functools
+
+from ipbench.store.catalog import entries, resolve, trained_by
 
 KINDS = ("pixel", "latent", "consistency", "bridge", "video")
 # ``priors.image_text`` (optional) names the image-text model attached to the latent priors
@@ -70,7 +72,8 @@ def _load(name: str):
         return load_bridge(resolve(name))
     from ipbench.priors import paper
     loaders = {"adm_imagenet256_uncond": paper.load_adm_imagenet256, "sd15": paper.load_sd15,
-               "sd15_lcm_lora": lambda: paper.load_sd15(lcm_lora=True), "sdxl_dmd2": paper.load_sdxl_dmd2}
+               "sd15_lcm_lora": lambda: paper.load_sd15(lcm_lora=True), "sdxl_dmd2": paper.load_sdxl_dmd2,
+               **{n: functools.partial(paper.load_i2sb, n) for n in entries() if n.startswith("i2sb_imagenet256_")}}
     if name not in loaders:
         raise ValueError(f"unknown prior {name!r}; valid: {', '.join(pixel_ddpms)}, latent_dm, lcm, "
                          f"{', '.join(loaders)}")

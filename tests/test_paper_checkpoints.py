@@ -189,18 +189,94 @@ def test_tampered_checkpoint_file_is_refused(fetched):
         fetch("sdxl_vae_fp16_fix")
 
 
-def test_adm_adapter_takes_the_epsilon_channels():
-    """deepinv's DiffUNet is guided-diffusion's ADM; the prior keeps the 3 epsilon channels of its 6."""
+TINY_GUIDED = dict(image_size=32, model_channels=32, num_res_blocks=1, attention_resolutions=(8,), channel_mult=(1, 2),
+                   num_head_channels=16)
+
+
+def test_guided_unet_is_deepinvs_diffunet():
+    """The suite's guided-diffusion U-Net against an independent port of the official ``UNetModel`` (deepinv's
+    ``DiffUNet``, small configuration): the same parameter names in the same order, and the same output for the
+    same weights (random, none zero)."""
     from deepinv.models import DiffUNet
+    from ipbench.priors.guided_unet import GuidedUNet
+    ref = DiffUNet(large_model=False, pretrained=None).eval()
+    g = torch.Generator().manual_seed(0)
+    for p in ref.parameters():
+        p.data.normal_(0, 0.02, generator=g)
+    ours = GuidedUNet(model_channels=128, num_res_blocks=1, attention_resolutions=(16,)).eval()
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    ours.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.startswith("sqrt_")}, strict=True)
+    x, t = torch.randn(2, 3, 64, 64, generator=g), torch.tensor([10.0, 500.5])
+    with torch.no_grad():
+        assert torch.allclose(ours(x, t), ref(x, t, type_t="timestep"), atol=1e-6)
+
+
+def test_adm_adapter_takes_the_epsilon_channels():
+    """On guided-diffusion's ADM (learned variance: 6 channels) the prior keeps the 3 epsilon channels."""
+    from ipbench.priors.guided_unet import GuidedUNet
     from ipbench.priors.pixel_ddpm import PixelDiffusionPrior
     torch.manual_seed(0)
-    net = DiffUNet(large_model=False, pretrained=None)
+    net = GuidedUNet(**TINY_GUIDED, out_channels=6)
     prior = PixelDiffusionPrior(net, "linear", adm=True)
-    x = torch.randn(1, 3, 64, 64)
+    x = torch.randn(1, 3, 32, 32)
     eps = prior.eps(x, 500)
     with torch.no_grad():
         raw = net(x, torch.tensor([500]), type_t="timestep")
     assert raw.shape[1] == 6 and torch.equal(eps, raw[:, :3]) and prior.nfe == 1
+
+
+def test_i2sb_bridge_is_placed_by_hand_verified_and_loads_its_ema_weights(tmp_path, monkeypatch):
+    """An NVlabs I2SB checkpoint replica (``latest.pt``: the training net, torch_ema's nameless ``shadow_params``,
+    optimizer state) of the same U-Net class: offline and absent, the error says how to get it; placed by hand,
+    its sha256 is locked at first use and a changed file is refused; the bridge runs the EMA weights at I2SB's
+    fractional noise levels, with the task's schedule; CDDB samples on it."""
+    from ipbench.baselines import cddb
+    from ipbench.datasets.fetch import Lock
+    from ipbench.priors import paper
+    from ipbench.priors.guided_unet import GuidedUNet
+    from ipbench.store.files import ChecksumError
+    name = "i2sb_imagenet256_blur_gauss"
+    torch.manual_seed(0)
+    net, ema = GuidedUNet(**TINY_GUIDED, out_channels=3), GuidedUNet(**TINY_GUIDED, out_channels=3)
+    for p in ema.parameters():
+        p.data.normal_(0, 0.02)
+    ckpt = {"net": {f"diffusion_model.{k}": v for k, v in net.state_dict().items()},
+            "ema": {"decay": 0.9999, "num_updates": 10, "shadow_params": [p.detach().clone() for p in ema.parameters()],
+                    "collected_params": None},
+            "optimizer": {"state": {}, "param_groups": [{"lr": 5e-5, "params": [0]}]}, "sched": None}
+    lock = tmp_path / "checksums.lock"
+    monkeypatch.setenv("IPBENCH_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="runs offline"):
+        paper.materialize(name, tmp_path, lock_path=lock)
+    monkeypatch.delenv("IPBENCH_OFFLINE")
+    with pytest.raises(FileNotFoundError, match="gdown --folder"):
+        paper.materialize(name, tmp_path, lock_path=lock)
+    (tmp_path / name).mkdir()
+    torch.save(ckpt, tmp_path / name / "latest.pt")
+    root = paper.materialize(name, tmp_path, lock_path=lock)
+    assert Lock(lock).get(f"{name}/latest.pt")
+    tiny_i2sb = {**TINY_GUIDED, "out_channels": 3}                   # I2SB: no learned variance
+    prior = paper.load_i2sb(name, root, architecture=tiny_i2sb)
+    assert prior.beta_max == 1.0 and prior.ot_ode                       # blur-gauss: --beta-max 1.0 --ot-ode
+    x = torch.randn(2, 3, 32, 32)
+    levels = torch.linspace(1e-4, 1, 1000) * 1000
+    with torch.no_grad():
+        ema_fp16 = GuidedUNet(**TINY_GUIDED, out_channels=3, use_fp16=True)
+        ema_fp16.load_state_dict(ema.state_dict())
+        assert torch.equal(prior.eps(x, 250), ema_fp16(x, levels[[250, 250]]))
+        assert not torch.allclose(prior.eps(x, 250), net(x, levels[[250, 250]]), atol=1e-3)
+    y = torch.rand(2, 3, 32, 32)
+    from ipbench import physics
+    op = physics.build_operator({"name": "gaussian_blur", "sigma": 1.0}, (3, 32, 32), 0.01)
+    out = cddb.solve(op.A(y), op, prior, generator=[torch.Generator().manual_seed(i) for i in range(2)], nfe=4)
+    assert out.shape == y.shape and torch.isfinite(out).all() and prior.nfe == 2 * 2 + 2 * 4      # the two checks above, then 4 steps
+    with pytest.raises(ValueError, match="does not fit"):
+        paper.load_i2sb(name, root, architecture={**tiny_i2sb, "num_res_blocks": 2})
+    with pytest.raises(ValueError, match="does not fit"):
+        paper.load_i2sb(name, root, architecture={**tiny_i2sb, "model_channels": 64})
+    torch.save({**ckpt, "sched": {"step": 1}}, tmp_path / name / "latest.pt")
+    with pytest.raises(ChecksumError, match="latest.pt"):
+        paper.materialize(name, tmp_path, lock_path=lock)
 
 
 def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypatch, tmp_path):
@@ -360,16 +436,16 @@ def test_checkpoints_load_in_the_official_dtype_and_solvers_see_float32(fetched,
 
 
 def test_ud2m_lora_goes_on_adm_qkv_and_proj_out_and_starts_as_the_prior():
-    """UD2M's adapter on an ADM (deepinv's DiffUNet, guided-diffusion's U-Net): LoRA on every attention block's
-    ``qkv`` and ``proj_out`` as the official code, nothing else trainable, and an untrained adapter leaves
-    eps unchanged (peft's B = 0)."""
-    from deepinv.models import DiffUNet
+    """UD2M's adapter on an ADM (guided-diffusion's U-Net): LoRA on every attention block's ``qkv`` and
+    ``proj_out`` as the official code, nothing else trainable, and an untrained adapter leaves eps unchanged
+    (peft's B = 0)."""
+    from ipbench.priors.guided_unet import GuidedUNet
     from ipbench.priors.lora import add_lora, lora_targets
     from ipbench.priors.pixel_ddpm import PixelDiffusionPrior
     torch.manual_seed(0)
-    net = DiffUNet(large_model=False, pretrained=None)
+    net = GuidedUNet(**TINY_GUIDED, out_channels=6)
     prior = PixelDiffusionPrior(net, "linear", adm=True)
-    x = torch.randn(1, 3, 64, 64)
+    x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         before = prior.eps(x, 500)
     assert lora_targets(net) == ("qkv", "proj_out")
