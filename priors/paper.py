@@ -88,6 +88,11 @@ def _materialize(name, dest=None, endpoint=None, lock_path=None) -> tuple[Path, 
     return root, commit, hashes
 
 
+def file_hashes(name: str) -> dict:
+    """{file: sha256} of a fetched checkpoint, each file verified (pinned, or as the lock recorded it)."""
+    return _materialize(name)[2]
+
+
 def fetch_manifest(name: str, out: str | os.PathLike, endpoint: str | None = None,
                    lock_path: str | os.PathLike | None = None) -> dict:
     """The fetch stage's job for one checkpoint: fetch and verify its files, then write ``out`` (the commit and

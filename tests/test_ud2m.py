@@ -266,3 +266,42 @@ def test_an_adapter_keeps_the_warm_start_it_was_distilled_with(monkeypatch, tmp_
     monkeypatch.setattr("ipbench.store.catalog.resolve", lambda name: {"name": name, "path": path, "sha256": sha})
     lam, kind = ud2m.adapt(tiny_prior(), "a", 1)
     assert kind == "pinv" and lam == pytest.approx(card["lam"])
+
+
+def test_paper_distillation_runs_on_a_tiny_adm_replica_and_training_images(monkeypatch, tmp_path):
+    """UD2M's ImageNet path (``--profile paper``): the paper task's operator at 256 x 256 on RGB training images
+    read from a folder, LoRA on the ADM's ``qkv`` / ``proj_out`` (a random-weight replica of guided-diffusion's
+    U-Net standing for the fetched ADM, which loads the same class), a discriminator on 6 channels; the adapter
+    file and its card name the profile and the base's file hashes."""
+    import json
+
+    from PIL import Image
+    from safetensors import safe_open
+
+    import ipbench.priors.paper as paper
+    import ipbench.suite.priors as suite_priors
+    from ipbench.priors.guided_unet import GuidedUNet
+    from ipbench.training import ud2m_distill
+    images = tmp_path / "train" / "n01"
+    images.mkdir(parents=True)
+    g = torch.Generator().manual_seed(0)
+    for i in range(40):
+        arr = (torch.rand(64, 64, 3, generator=g) * 255).to(torch.uint8).numpy()
+        Image.fromarray(arr).save(images / f"im{i:02d}.JPEG", format="JPEG")
+    torch.manual_seed(0)
+    # ADM's layout at 256 x 256 (attention down to 16 x 16), 32 channels wide
+    tiny = GuidedUNet(image_size=256, model_channels=32, num_res_blocks=1, attention_resolutions=(16,),
+                      channel_mult=(1, 1, 1, 1, 1), num_head_channels=16, out_channels=6, use_fp16=True)
+    monkeypatch.setattr(suite_priors, "load_prior", lambda kind, priors: PixelDiffusionPrior(tiny, "linear", adm=True))
+    monkeypatch.setattr(ud2m_distill, "paper_lpips", lambda features, device="cpu": None)   # VGG: fetched
+    monkeypatch.setattr(paper, "file_hashes", lambda name: {"256x256_diffusion_uncond.pt": "ab" * 32})
+    out = tmp_path / "ud2m_px_sr4_k1.safetensors"
+    ud2m_distill.main(["--profile", "paper", "--task", "px_sr4", "--images", str(tmp_path / "train"), "--K", "1",
+                       "--steps", "2", "--batch-size", "2", "--n-train", "40", "--out", str(out)])
+    with safe_open(str(out), "pt") as f:
+        card = json.loads(f.metadata()["card"])
+        keys = list(f.keys())
+    assert card["profile"] == "paper" and card["base"] == "adm_imagenet256_uncond" and card["n_train"] == 38
+    assert card["base_sha256"].startswith("256x256_diffusion_uncond.pt abab")
+    assert any(".qkv." in k for k in keys) and any(".proj_out." in k for k in keys) and "psi.lam" in keys
+    assert tiny.torso_dtype == torch.float32 and all(p.dtype == torch.float32 for p in tiny.parameters())

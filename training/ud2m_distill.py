@@ -17,8 +17,10 @@ digit, which is the validation set (200 digits, class-balanced) on which the car
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import torch
@@ -33,7 +35,13 @@ class Discriminator(nn.Module):
     """D_phi(x, y_up): conv 3x3 -> 32, then per block [AvgPool 2, conv 3x3, InstanceNorm, LeakyReLU 0.2],
     then linear -> one logit (3 blocks for MNIST in the official code)."""
 
-    def __init__(self, in_channels: int = 2, size: int = 32, widths=(32, 64, 64)):
+    def __init__(self, in_channels: int = 2, size: int = 32, widths=None):
+        """``widths``: one per block; by default (32, 64, 64) at 32 x 32 (the official MNIST D) and blocks of up
+        to 256 channels until 8 x 8 at larger sizes (the suite's choice for ImageNet-256: its official D is not
+        in the available sources)."""
+        if widths is None:
+            n = max(3, int(math.log2(size // 4)))
+            widths = (32, 64, 64) if size <= 32 else tuple(min(32 * 2 ** i, 256) for i in range(n))
         super().__init__()
         layers, c = [nn.Conv2d(in_channels, 32, 3, padding=1)], 32
         for w in widths:
@@ -56,7 +64,7 @@ def upsampled(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(D: Discriminator, x0, x0_hat, y_up, g) -> torch.Tensor:
-    a = torch.rand(len(x0), 1, 1, 1, generator=g)
+    a = torch.rand(len(x0), 1, 1, 1, generator=g).to(x0.device)
     mix = (a * x0 + (1 - a) * x0_hat).requires_grad_(True)
     grad, = torch.autograd.grad(D(mix, y_up).sum(), mix, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
@@ -81,10 +89,12 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
     from ipbench.priors.lora import add_lora, lora_state
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
+    device = next(prior.unet.parameters()).device
+    g_net = g if device.type == "cpu" else torch.Generator(device).manual_seed(seed)   # the modules' noise
     lora = add_lora(prior.unet, rank, alpha)
     prior.unet.train()
-    log_lam = nn.Parameter(torch.zeros(()))                               # lambda = exp(LambdaSIG), from 1
-    D = Discriminator(size=x_train.shape[-1])
+    log_lam = nn.Parameter(torch.zeros((), device=device))                # lambda = exp(LambdaSIG), from 1
+    D = Discriminator(in_channels=2 * x_train.shape[1], size=x_train.shape[-1]).to(device)
     ram_params = list(ram.net.parameters()) if warm_start == "ram" else []
     if ram_params:
         ram.net.train().requires_grad_(True)
@@ -95,16 +105,18 @@ def distill(prior, op, x_train: torch.Tensor, K: int, *, steps: int, batch_size:
     prior.bf16 = bf16
     t0, hist = time.time(), {"l2": [], "adv": [], "ps": [], "d": []}
     for step in (bar := tqdm(range(steps), desc=f"UD2M distillation, K = {K}")):
-        x0 = x_train[torch.randint(len(x_train), (batch_size,), generator=g)]
+        x0 = x_train[torch.randint(len(x_train), (batch_size,), generator=g)].cpu()
         y = op.measure(x0, g)
         t = int(torch.randint(1, len(abar), (), generator=g))
         eps = torch.randn(x0.shape, generator=g)
+        x0, y, eps = x0.to(device), y.to(device), eps.to(device)      # drawn on the CPU: the same on any device
         xs = 2 * x0 - 1
         x_t = add_noise(xs, eps, abar[t])
         y_up = upsampled(y, xs)
         generator_turn = step % 2 == 0
         with torch.set_grad_enabled(generator_turn):
-            x0_hat = unfolded_modules(x_t, t, y, op, prior, K, g, log_lam.exp(), f_psi(y, op, warm_start, x_t, t, ram, abar))
+            x0_hat = unfolded_modules(x_t, t, y, op, prior, K, g_net, log_lam.exp(),
+                                      f_psi(y, op, warm_start, x_t, t, ram, abar))
         if generator_turn:
             adv = bce(D(x0_hat, y_up), 1)
             l2 = F.mse_loss(eps_from_x0(x_t, x0_hat, abar[t]), eps)
@@ -152,8 +164,9 @@ def validation_psnr(prior, op, x_val: torch.Tensor, K: int, N: int, lam: float, 
     from ipbench.methods import ud2m
     from ipbench.metrics import psnr
     g = torch.Generator().manual_seed(seed + 1)
-    y = op.measure(x_val, g)
-    x_hat = ud2m.solve(y, op, prior, generator=g, K=K, N=N, lam=lam, warm_start=warm_start)
+    y = op.measure(x_val.cpu(), g).to(x_val.device)
+    g_net = g if x_val.device.type == "cpu" else torch.Generator(x_val.device).manual_seed(seed + 1)
+    x_hat = ud2m.solve(y, op, prior, generator=g_net, K=K, N=N, lam=lam, warm_start=warm_start)
     return float(psnr(x_hat, x_val).mean())
 
 
@@ -172,11 +185,20 @@ def main(argv=None):
     ap.add_argument("--d-output", default="logit", choices=["logit", "sigmoid"],
                     help="BCE on D's logit (the paper) or on its sigmoid (the official code)")
     ap.add_argument("--bf16", action="store_true", help="the DDPM's forward passes under bfloat16 autocast (faster on CPU)")
+    ap.add_argument("--profile", default="embedded", choices=["embedded", "paper"],
+                    help="paper: ADM (the profile's pixel prior) on training images from --images, LPIPS-VGG")
+    ap.add_argument("--images", default=None, help="paper: a folder (or archive) of training images, e.g. "
+                    "ImageNet's train split extracted (its licence needs a login: placed by hand)")
+    ap.add_argument("--n-train", type=int, default=5000, help="paper: training images read (the first, sorted)")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
-    op, x_train, x_val, _ = task_data(args.task)
-    fs = digit_feature_space()
-    base = resolve(args.base)
-    prior = load_pixel_prior(base)
+    if args.profile == "paper":
+        op, x_train, x_val, base, prior, fs = paper_setup(args)
+    else:
+        op, x_train, x_val, _ = task_data(args.task)
+        fs = digit_feature_space()
+        base = resolve(args.base)
+        prior = load_pixel_prior(base)
     if args.warm_start == "ram":
         from ipbench.priors.ram import load_ram
         prior.ram = load_ram(resolve(args.ram))
@@ -186,7 +208,7 @@ def main(argv=None):
                             ram=getattr(prior, "ram", None), bf16=args.bf16)
     if args.warm_start == "ram":
         card.update(ram=args.ram, ram_sha256=resolve(args.ram)["sha256"])
-    card.update(task=args.task, base=args.base, base_sha256=base["sha256"],
+    card.update(task=args.task, profile=args.profile, base=base.get("name", args.base), base_sha256=base["sha256"],
                 n_train=len(x_train), n_val=len(x_val), val_psnr_untrained_N3=round(before, 3),
                 val_psnr_N3=round(validation_psnr(prior, op, x_val, args.K, 3, card["lam"], args.warm_start,
                                                   args.seed), 3))
@@ -194,6 +216,46 @@ def main(argv=None):
     save_tensors(tensors, args.out, metadata={"card": json.dumps(card)})
     Path(args.out).with_suffix(".md").write_text(model_card(card))
     print(json.dumps(card, indent=1))
+
+
+def paper_setup(args):
+    """The paper profile's task operator, training / validation images (every 20th held out), the ADM prior the
+    profile names (fetched and verified) and its LPIPS (VGG, fetched): UD2M's ImageNet distillation on a GPU."""
+    from ipbench import physics
+    from ipbench.datasets.paper import load_images
+    from ipbench.priors.paper import file_hashes
+    from ipbench.suite.config import degrade_spec, select
+    from ipbench.suite.priors import load_prior
+
+    from .common import holdout
+    if not args.images:
+        raise SystemExit("--profile paper needs --images: a folder or archive of training images")
+    cfg = select({"profile": "paper"})
+    spec = degrade_spec(cfg, args.task)["task_spec"]
+    if spec.get("family", "pixel") != "pixel":
+        raise SystemExit(f"UD2M distils a pixel prior; task {args.task!r} is of the {spec['family']} family")
+    size = spec["image_size"]
+    x = load_images({"members": ["*.JPEG", "*.jpeg", "*.jpg", "*.png"], "image_size": size}, args.images, args.n_train)
+    op = physics.build_operator(spec["operator"], x.shape[1:], spec["sigma_y"])
+    name = cfg["priors"]["pixel"]
+    prior = load_prior("pixel", {"pixel": name}).to(args.device)
+    prior.unet.float()              # LoRA trains in float32 (the fp16 torso is the sampler's choice)
+    if hasattr(prior.unet, "torso_dtype"):
+        prior.unet.torso_dtype = torch.float32
+    lpips = paper_lpips(cfg["features"], args.device)
+    base = {"name": name, "sha256": "; ".join(f"{f} {h}" for f, h in file_hashes(name).items())}
+    return (op, *(v.to(args.device) for v in holdout(x)), base, prior, SimpleNamespace(lpips=lpips))
+
+
+def paper_lpips(features: dict, device: str = "cpu"):
+    """The paper profile's LPIPS (the ``lpips`` package, its VGG-16 backbone from the fetched file)."""
+    from ipbench.metrics.lpips import LPIPS
+    from ipbench.priors.paper import materialize
+    from ipbench.store.catalog import checkpoint
+    name = features["lpips_checkpoint"]
+    lpips = LPIPS(net=features.get("lpips_net", "vgg"), backbone_weights=str(materialize(name) / checkpoint(name)["files"][0]))
+    lpips.model.to(device)
+    return lpips
 
 
 def model_card(card: dict) -> str:
