@@ -268,6 +268,7 @@ def test_an_adapter_keeps_the_warm_start_it_was_distilled_with(monkeypatch, tmp_
     assert kind == "pinv" and lam == pytest.approx(card["lam"])
 
 
+@pytest.mark.slow            # 256 x 256 images through a U-Net and a discriminator (about a minute)
 def test_paper_distillation_runs_on_a_tiny_adm_replica_and_training_images(monkeypatch, tmp_path):
     """UD2M's ImageNet path (``--profile paper``): the paper task's operator at 256 x 256 on RGB training images
     read from a folder, LoRA on the ADM's ``qkv`` / ``proj_out`` (a random-weight replica of guided-diffusion's

@@ -82,6 +82,7 @@ def random_video_pair():
     return VideoImagePair(video, image)
 
 
+@pytest.mark.slow            # a full 25-frame clip through every step (about half a minute each)
 @pytest.mark.parametrize("problem,spec,nfe", [
     ("A", {"t": 4, "s": 4, "temporal": "pool"}, 9),
     ("B", {"t": 7, "s": 8, "temporal": "blur"}, 9),
@@ -113,6 +114,7 @@ def test_lvtino_makes_the_official_calls(random_video_pair, problem, spec, nfe):
         assert torch.equal(run(), out) and lvtino.__doc__ and lvtino.PAPER_NAME == "LVTINO"
 
 
+@pytest.mark.slow
 def test_vision_xl_runs_the_official_grid(random_video_pair):
     """VISION-XL on the image prior per frame: 8 inversion calls on frame 0 and 8 sampling steps on the
     25-step grid below t = 300 (281, ..., 1), each on all frames at once."""
