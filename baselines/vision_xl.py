@@ -53,8 +53,9 @@ def normalised_adjoint(op, y: torch.Tensor) -> torch.Tensor:
 
 
 def invert(prior, z: torch.Tensor, grid: list, c_uc: torch.Tensor) -> torch.Tensor:
-    """Deterministic DDIM inversion with eps_uc along the grid, ascending (the official ``inversion``)."""
-    for (t, a_t, _), (_, a_prev, _) in zip(grid, [(None, grid[0][2], None)] + grid[:-1]):
+    """Deterministic DDIM inversion with eps_uc up the grid (t, abar_t, abar_{t - skip}) in ascending order (the
+    official ``inversion``: z is read at abar_{t - skip}, the level below t, and moved to abar_t)."""
+    for t, a_t, a_prev in grid:
         eps = prior.eps(z, t, c_uc)
         z = a_t.sqrt() * tweedie(z, eps, a_prev) + (1 - a_t).sqrt() * eps
     return z
