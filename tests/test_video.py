@@ -153,3 +153,12 @@ def test_video_figures_show_frames_an_xt_slice_and_a_gif(tmp_path):
     frames = iio.imread(str(tmp_path / "c.gif"))
     assert frames.shape[:3] == (25, 64, 64)
     assert np.allclose(frames[3, ..., 0], (x[0, 3, 0] * 255).round().numpy(), atol=1)
+
+
+def test_the_video_gate_reads_motion_from_the_ink_centre():
+    """The gate's motion statistic: a clip's ink centre moves with its trajectory (bilinear shifts keep the
+    centre of mass exactly shifted while the digit stays on the canvas), so its speed is the trajectory's."""
+    from ipbench.training.gates import centre_of_mass
+    x, _, path = vd.moving_digits("test", 3)
+    com = centre_of_mass(x).double()
+    assert torch.allclose(com - com[:, :1], path - path[:, :1], atol=0.02)
