@@ -48,8 +48,8 @@ def low_pass(x: torch.Tensor, sigma: float, size: int = 61) -> torch.Tensor:
 
 def normalised_adjoint(op, y: torch.Tensor) -> torch.Tensor:
     """A^T y / A^T A 1: the adjoint rescaled to keep constants (nearest up-sampling for patch averages)."""
-    x_shape = (1, *op.A_adjoint(y[:1]).shape[1:])
-    return op.A_adjoint(y) / op.A_adjoint(op.A(torch.ones(x_shape, dtype=y.dtype, device=y.device))).clamp_min(1e-8)
+    aty = op.A_adjoint(y)
+    return aty / op.A_adjoint(op.A(torch.ones_like(aty[:1]))).clamp_min(1e-8)
 
 
 def invert(prior, z: torch.Tensor, grid: list, c_uc: torch.Tensor) -> torch.Tensor:
@@ -74,14 +74,15 @@ def solve(y, op, prior, *, generator=None, prompts=None, null_prompt: str = "", 
     z = invert(prior, prior.encode(x_init[:, 0].clamp(0, 1)), grid[::-1], c_uc)
     z = z.unsqueeze(1).expand(-1, T, *z.shape[1:]).contiguous()
     guided = not torch.equal(c, c_uc)
-    frames = lambda emb: emb.repeat_interleave(T, 0)       # one condition per frame
+    c, c_uc = c.repeat_interleave(T, 0), c_uc.repeat_interleave(T, 0)        # one condition per frame
+    aty = op.A_adjoint(y)
     for k, (t, a_t, a_next) in enumerate(grid):
-        eps_uc = per_frame(prior.eps, z, t, frames(c_uc), items=B)
-        eps = eps_uc + w * (per_frame(prior.eps, z, t, frames(c), items=0) - eps_uc) if guided else eps_uc
+        eps_uc = per_frame(prior.eps, z, t, c_uc, items=B)
+        eps = eps_uc + w * (per_frame(prior.eps, z, t, c, items=0) - eps_uc) if guided else eps_uc
         x0 = per_frame(prior.decode, tweedie(z, eps, a_t))
         if k == len(grid) - 1:
             return x0.clamp(0, 1)
-        x = conjugate_gradient(op.AtA, op.A_adjoint(y), x0, cg_steps)
+        x = conjugate_gradient(op.AtA, aty, x0, cg_steps)
         x = low_pass(x, float((lpf_scale * (1 - a_t)).sqrt()))
         n = standard_normal((B, 1, *z.shape[2:]), generator, dtype=z.dtype, device=z.device)
         z = a_next.sqrt() * per_frame(prior.encode, x) + (1 - a_next).sqrt() * (eta * n + (1 - eta**2) ** 0.5 * eps_uc)

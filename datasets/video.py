@@ -28,7 +28,7 @@ FRAMES = 25
 SPEED = (1.0, 2.0)                 # pixels per frame
 TRAJECTORY_SEED = 20261203
 N_TEST = 100
-#: sha256 of the uint8 frames of the N_TEST test clips (``clips_sha256(moving_digits('test', N_TEST)[0])``)
+#: sha256 of the uint8 frames of the N_TEST test clips (``clips_sha256(test_set()[0])``)
 TEST_CLIPS_SHA256 = "2dbc70b42c246fec17590e94da37c7699eeda62b73b5f75db237e7a122341179"
 GENERIC_VIDEO_PROMPT = "a video of a handwritten digit"
 
@@ -92,15 +92,19 @@ def clip(split: str, i: int, frames: int = FRAMES) -> tuple[np.ndarray, int, np.
 
 def moving_digits(split: str, n: int, frames: int = FRAMES, start: int = 0):
     """(clips (n, frames, 1, 64, 64) float32 in [0, 1], labels (n,), trajectories (n, frames, 2)) of clips
-    start .. start + n - 1. The test clips are checked against ``TEST_CLIPS_SHA256`` (the first ``N_TEST``)."""
+    start .. start + n - 1. The test clips come from the pinned test set (``test_set``)."""
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; valid: 'train', 'test'")
     if split == "test" and not (0 <= start and start + n <= N_TEST):
         raise ValueError(f"the moving-digit test set has {N_TEST} clips; asked for {start}..{start + n - 1}")
-    items = [clip(split, i, frames) for i in range(start, start + n)]
-    x = torch.from_numpy(np.stack([c for c, _, _ in items])).float().unsqueeze(2)
     if split == "test" and frames == FRAMES:
-        check_test_clips()
+        return tuple(v[start:start + n].clone() for v in test_set())       # the cache stays as pinned
+    return _render(split, range(start, start + n), frames)
+
+
+def _render(split: str, indices, frames: int):
+    items = [clip(split, i, frames) for i in indices]
+    x = torch.from_numpy(np.stack([c for c, _, _ in items])).float().unsqueeze(2)
     return x, torch.tensor([lab for _, lab, _ in items]), torch.from_numpy(np.stack([p for _, _, p in items]))
 
 
@@ -109,9 +113,11 @@ def clips_sha256(x: torch.Tensor) -> str:
 
 
 @lru_cache(maxsize=1)
-def check_test_clips() -> None:
-    """Regenerate the pinned test set once per process and compare its sha256."""
-    x = torch.from_numpy(np.stack([clip("test", i)[0] for i in range(N_TEST)])).float().unsqueeze(2)
+def test_set():
+    """The N_TEST test clips (clips, labels, trajectories), rendered once per process and checked against
+    ``TEST_CLIPS_SHA256``."""
+    x, labels, paths = _render("test", range(N_TEST), FRAMES)
     digest = clips_sha256(x)
     if digest != TEST_CLIPS_SHA256:
         raise RuntimeError(f"the moving-digit test clips changed: sha256 {digest}, pinned {TEST_CLIPS_SHA256}")
+    return x, labels, paths

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ipbench.physics.base import standard_normal
-from ipbench.priors.diffusion import add_noise
+from ipbench.priors.latent import sae_step
 
 PAPER_NAME = "LATINO"
 STEPS = {8: [999, 874, 749, 624, 499, 374, 249, 124], 4: [999, 749, 499, 249]}
@@ -51,9 +50,7 @@ def latino_pass(x, y, op, prior, c, timesteps, gamma_fn, generator, final: str =
     ``prior.x0(z_t, t, c)`` (LATINO-PRO uses it to differentiate through the denoiser)."""
     denoise = denoise or (lambda z_t, t: prior.x0(z_t, t, c))
     for t in timesteps:
-        z = prior.encode(x)
-        z_t = add_noise(z, standard_normal(z.shape, generator, dtype=z.dtype, device=z.device), prior.abar[t])
-        u = prior.decode(denoise(z_t, t)).clamp(0, 1)
+        u = sae_step(prior, x, t, denoise, generator)
         x = op.prox(u, y, gamma_fn(t, u))
     if final == "reencode":
         x = prior.decode(prior.encode(x))

@@ -31,6 +31,7 @@ import torch
 from ipbench.physics import conjugate_gradient
 from ipbench.physics.base import standard_normal
 from ipbench.priors.diffusion import add_noise
+from ipbench.priors.latent import sae_step
 from ipbench.priors.schedules import alpha_bar
 from ipbench.priors.tv import admm_tv, l2_tv_adam, l2_tv_pdhg
 from ipbench.priors.video_dm import per_frame
@@ -66,14 +67,13 @@ def first_step(kind: str, op, x, y_pm, k: int, hp: dict):
     raise ValueError(f"unknown first likelihood step {kind!r}")
 
 
-def second_step(kind: str, op, x, y_pm, k: int, hp: dict):
-    """The likelihood step after the ICM, on [-1, 1] images."""
-    b = op.A_adjoint(y_pm)
+def second_step(kind: str, op, x, y_pm, aty, k: int, hp: dict):
+    """The likelihood step after the ICM, on [-1, 1] images (``aty`` = A^T y')."""
     if kind == "cg_eps":
         eps = hp["cg_eps"]
-        return conjugate_gradient(lambda v: op.AtA(v) + eps * v, b + eps * x, x, hp["cg_iter"])
+        return conjugate_gradient(lambda v: op.AtA(v) + eps * v, aty + eps * x, x, hp["cg_iter"])
     if kind == "cg":
-        return conjugate_gradient(op.AtA, b, x, hp["cg_iter"])
+        return conjugate_gradient(op.AtA, aty, x, hp["cg_iter"])
     if kind == "prox":
         return op.prox(x, y_pm, hp["gamma_second"][0] if k < 3 else hp["gamma_second"][1]).clamp(-1, 1)
     raise ValueError(f"unknown second likelihood step {kind!r}")
@@ -110,10 +110,9 @@ def solve(y, op, prior, *, generator=None, prompts=None, problem: str = "A", fin
     y_pm = 2 * y - 1
     x = warm_start(y, op, problem, admm)                          # [0, 1]
     steps_v = [vp_timestep_of_flow(t, abar=vcm.abar) for t in spec["vcm"]]
+    aty = op.A_adjoint(y_pm)
     for k, t_v in enumerate(steps_v):
-        z = vcm.encode(x)
-        z_t = add_noise(z, standard_normal(z.shape, generator, dtype=z.dtype, device=z.device), vcm.abar[t_v])
-        x_vcm = (2 * vcm.decode(vcm.x0(z_t, t_v, c_v)) - 1).clamp(-1, 1)
+        x_vcm = 2 * sae_step(vcm, x, t_v, lambda z_t, t: vcm.x0(z_t, t, c_v), generator) - 1
         x_half = first_step(spec["first"], op, x_vcm, y_pm, k, hp)
         if k == len(steps_v) - 1:
             out = x_vcm if final == "vcm" else x_half
@@ -123,4 +122,4 @@ def solve(y, op, prior, *, generator=None, prompts=None, problem: str = "A", fin
         shared = standard_normal((B, 1, *z.shape[2:]), generator, dtype=z.dtype, device=z.device)
         z_t = add_noise(z, shared.expand_as(z), icm.abar[t_i])
         x_icm = 2 * per_frame(icm.decode, prior.frames_x0(z_t, t_i, c_i)) - 1
-        x = (second_step(spec["second"], op, x_icm, y_pm, k, hp) + 1) / 2
+        x = (second_step(spec["second"], op, x_icm, y_pm, aty, k, hp) + 1) / 2

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import torch
 
+from ipbench.physics.base import standard_normal
+
 from .calls import CallLog
-from .diffusion import tweedie
+from .diffusion import add_noise, tweedie
 from .schedules import alpha_bar
 
 
@@ -130,3 +132,11 @@ class ConsistencyPrior(LatentDiffusionPrior):
     def x0(self, z_t: torch.Tensor, t, c: torch.Tensor, items: int | None = None) -> torch.Tensor:
         """One consistency step: the latent the LCM maps z_t to."""
         return consistency_output(z_t, tweedie(z_t, self.eps(z_t, t, c, items), self.abar[int(t)]), int(t))
+
+
+def sae_step(prior, x: torch.Tensor, t: int, denoise, generator=None) -> torch.Tensor:
+    """The stochastic auto-encoder step of LATINO's family: D(denoise(sqrt(abar_t) E(x) + sqrt(1 - abar_t) eps, t))
+    in [0, 1], eps ~ N(0, I) from ``generator`` (one per item)."""
+    z = prior.encode(x)
+    z_t = add_noise(z, standard_normal(z.shape, generator, dtype=z.dtype, device=z.device), prior.abar[t])
+    return prior.decode(denoise(z_t, t)).clamp(0, 1)

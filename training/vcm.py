@@ -19,13 +19,13 @@ def student_init():
     from ipbench.priors.latent_dm import build_unet
     from ipbench.priors.video_dm import build_video_unet
     from ipbench.store.catalog import resolve
-    from ipbench.store.files import load_weights, read_tensors
+    from ipbench.store.files import load_weights
     lcm, video = resolve("lcm"), resolve("video_dm")
     student = build_video_unet(load_weights(build_unet(), lcm["path"], lcm["sha256"]))
     teacher = load_weights(build_video_unet(), video["path"], video["sha256"])
     motion = {k: v for k, v in teacher.state_dict().items() if "motion_modules" in k}
-    missing = student.load_state_dict(motion, strict=False)
-    assert not missing.unexpected_keys
+    loaded = student.load_state_dict(motion, strict=False)
+    assert not loaded.unexpected_keys
     return teacher, student
 
 
