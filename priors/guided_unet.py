@@ -141,12 +141,16 @@ class GuidedUNet(nn.Module):
                 self.output_blocks.append(Block(layers))
         self.out = nn.Sequential(norm(ch), nn.SiLU(), nn.Conv2d(model_channels * channel_mult[0], out_channels, 3,
                                                                 padding=1))
-        self.torso_dtype = torch.float16 if use_fp16 else torch.float32
         if use_fp16:                  # the official ``convert_to_fp16``: the torso's convolutions only
             for blocks in (self.input_blocks, self.middle_block, self.output_blocks):
                 for layer in blocks.modules():
                     if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
                         layer.half()
+
+    @property
+    def torso_dtype(self) -> torch.dtype:
+        """float16 after ``use_fp16`` (the torso's convolutions), float32 again after ``.float()``."""
+        return self.input_blocks[0][0].weight.dtype
 
     @property
     def dtype(self) -> torch.dtype:

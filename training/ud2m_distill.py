@@ -240,8 +240,6 @@ def paper_setup(args):
     name = cfg["priors"]["pixel"]
     prior = load_prior("pixel", {"pixel": name}).to(args.device)
     prior.unet.float()              # LoRA trains in float32 (the fp16 torso is the sampler's choice)
-    if hasattr(prior.unet, "torso_dtype"):
-        prior.unet.torso_dtype = torch.float32
     lpips = paper_lpips(cfg["features"], args.device)
     base = {"name": name, "sha256": "; ".join(f"{f} {h}" for f, h in file_hashes(name).items())}
     return (op, *(v.to(args.device) for v in holdout(x)), base, prior, SimpleNamespace(lpips=lpips))
