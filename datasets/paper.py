@@ -4,12 +4,16 @@ A recipe (``config/paper.yaml``, key ``datasets``) names its source, the archive
 (glob patterns, taken in sorted order) and the working size. Images are read from a zip or tar
 archive, a folder, or an MNIST idx file, converted to RGB (or kept grey for MNIST), resized (not
 cropped, as UD2M does for ImageNet) with PIL's bicubic filter, and returned in [0, 1].
+Video recipes (``format: frames``) read folders of frames, one folder per video: each video is cut into
+clips of consecutive frames (in the frames' natural order), resized to ``frame_size`` (height, width),
+as LVTINO's ``load_video_from_frames``.
 """
 from __future__ import annotations
 
 import fnmatch
 import gzip
 import io
+import re
 import tarfile
 import zipfile
 from pathlib import Path
@@ -27,18 +31,53 @@ def _members(names: list[str], patterns: list[str]) -> list[str]:
     return chosen
 
 
-def _read_archive(path: Path, patterns: list[str], n: int):
+def _read_archive(path: Path, patterns: list[str], n: int | None = None, key=None) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the first n members matching ``patterns``, in sorted order (or by ``key``)."""
+    def chosen(names):
+        return sorted(_members(names, patterns), key=key)[:n]
     if path.is_dir():
-        files = _members([str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()], patterns)[:n]
-        return [(path / f).read_bytes() for f in files]
+        return [(f, (path / f).read_bytes()) for f in chosen([str(p.relative_to(path)) for p in path.rglob("*")
+                                                               if p.is_file()])]
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
-            return [z.read(m) for m in _members(z.namelist(), patterns)[:n]]
+            return [(m, z.read(m)) for m in chosen(z.namelist())]
     if tarfile.is_tarfile(path):
         with tarfile.open(path) as t:
-            names = _members([m.name for m in t.getmembers() if m.isfile()], patterns)[:n]
-            return [t.extractfile(m).read() for m in names]
+            return [(m, t.extractfile(m).read()) for m in chosen([m.name for m in t.getmembers() if m.isfile()])]
     raise ValueError(f"{path} is neither a folder, a zip nor a tar archive")
+
+
+def natural_key(name: str) -> list:
+    """Sort key with digit runs compared as numbers ('9.png' before '10.png')."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _patterns(recipe: dict) -> list[str]:
+    return recipe["members"] if isinstance(recipe["members"], list) else [recipe["members"]]
+
+
+def _rgb(blob: bytes, size: tuple[int, int]) -> torch.Tensor:
+    """An image file as a (3, H, W) tensor in [0, 1], bicubic-resized to size = (H, W)."""
+    im = Image.open(io.BytesIO(blob)).convert("RGB").resize((size[1], size[0]), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float().div(255)
+
+
+def load_clips(recipe: dict, path: str | Path, n: int, frames: int) -> torch.Tensor:
+    """(n, frames, 3, H, W) clips in [0, 1]: the frames matching the recipe's members, grouped by folder (one video
+    each, folders in natural order), each video cut into consecutive non-overlapping clips of ``frames`` frames
+    from its first; the first n clips."""
+    size = tuple(recipe["frame_size"])
+    videos: dict[str, list[bytes]] = {}
+    for name, blob in _read_archive(Path(path), _patterns(recipe), key=natural_key):
+        videos.setdefault(name.rsplit("/", 1)[0] if "/" in name else "", []).append(blob)
+    clips = []
+    for folder in sorted(videos, key=natural_key):
+        blobs = videos[folder]
+        for start in range(0, len(blobs) - frames + 1, frames):
+            clips.append(torch.stack([_rgb(b, size) for b in blobs[start:start + frames]]))
+            if len(clips) == n:
+                return torch.stack(clips)
+    raise ValueError(f"asked for {n} clips of {frames} frames, the dataset's {len(videos)} videos hold {len(clips)}")
 
 
 def read_idx_images(path: Path, n: int) -> np.ndarray:
@@ -59,11 +98,7 @@ def load_images(recipe: dict, path: str | Path, n: int) -> torch.Tensor:
         x = torch.from_numpy(read_idx_images(path, n).copy()).float().div(255).unsqueeze(1)
         pad = (size - x.shape[-1]) // 2
         return F.pad(x, (pad, size - x.shape[-1] - pad) * 2)
-    patterns = recipe["members"] if isinstance(recipe["members"], list) else [recipe["members"]]
-    images = []
-    for blob in _read_archive(path, patterns, n):
-        im = Image.open(io.BytesIO(blob)).convert("RGB").resize((size, size), Image.BICUBIC)
-        images.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float().div(255))
+    images = [_rgb(blob, (size, size)) for _, blob in _read_archive(path, _patterns(recipe), n)]
     if len(images) < n:
         raise ValueError(f"asked for {n} images, the dataset holds {len(images)}")
     return torch.stack(images)

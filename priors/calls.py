@@ -92,6 +92,22 @@ class CallLog:
         return self._generators[str(device)]
 
 
+class LoggedAutoencoder:
+    """Mixin of the latent priors: ``encode`` / ``decode`` count their items (``ae_calls``) and log the call
+    (named with the prior's ``role``) around the class's own ``_encode`` / ``_decode``."""
+    role = ""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        self.ae_calls += x.shape[0]
+        self.calls.record(f"{self.role}encoder", self._encode, x)
+        return self._encode(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        self.ae_calls += z.shape[0]
+        self.calls.record(f"{self.role}decoder", self._decode, z)
+        return self._decode(z)
+
+
 def _sync(device) -> None:
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         torch.cuda.synchronize(device)

@@ -15,7 +15,7 @@ import torch
 
 from ipbench.physics.base import standard_normal
 
-from .calls import CallLog
+from .calls import CallLog, LoggedAutoencoder
 from .diffusion import add_noise, tweedie
 from .schedules import alpha_bar
 
@@ -35,7 +35,8 @@ def consistency_output(z_t: torch.Tensor, z0_hat: torch.Tensor, t) -> torch.Tens
     return c_skip.view(shape).to(z_t) * z_t + c_out.view(shape).to(z_t) * z0_hat
 
 
-class LatentDiffusionPrior:
+class LatentDiffusionPrior(LoggedAutoencoder):
+    """``encode``: [0, 1] images -> latents (posterior mean x scaling factor); ``decode`` the inverse map."""
     generic_prompt = ""        # the starting prompt where a solver is given none (the official codes: empty)
     role = ""                  # prefixes the names of its network calls where two priors share one log (LVTINO)
 
@@ -68,17 +69,6 @@ class LatentDiffusionPrior:
         """(C, h, w) of the latents of (C', H, W) images."""
         factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         return (self.vae.config.latent_channels, image_shape[-2] // factor, image_shape[-1] // factor)
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """[0, 1] images -> latents (posterior mean x scaling factor)."""
-        self.ae_calls += x.shape[0]
-        self.calls.record(f"{self.role}encoder", self._encode, x)
-        return self._encode(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        self.ae_calls += z.shape[0]
-        self.calls.record(f"{self.role}decoder", self._decode, z)
-        return self._decode(z)
 
     # The networks run in the dtype they were loaded in (config/checkpoints.yaml `dtype`: the official codes' fp16
     # for SD 1.5 and SDXL); what the solvers see is float32, so their data steps stay in float32.

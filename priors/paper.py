@@ -141,11 +141,11 @@ class SDXLPromptEncoder:
         return self.encode(prompts)[0]
 
 
-class SDXLConsistencyPrior(ConsistencyPrior):
-    """SDXL + DMD2 behind the latent protocol; ``set_added_conditions`` fixes the pooled embedding
-    and the size / crop time ids (LATINO-PRO keeps them at the initial prompt)."""
+class SDXLConditions:
+    """Mixin: SDXL's added conditions; ``set_added_conditions`` fixes the pooled embedding and the size / crop
+    time ids (LATINO-PRO keeps them at the initial prompt)."""
 
-    def __init__(self, vae, unet, text_encoder, resolution: int = 1024):
+    def __init__(self, vae, unet, text_encoder, resolution: int | tuple[int, int] = 1024):
         super().__init__(vae, unet, vae.config.scaling_factor, text_encoder)
         self.resolution = resolution
         self.added = None
@@ -158,14 +158,22 @@ class SDXLConsistencyPrior(ConsistencyPrior):
         return tokens.float()
 
     def set_added_conditions(self, pooled: torch.Tensor) -> None:
-        r = self.resolution
-        time_ids = torch.tensor([[r, r, 0, 0, r, r]], dtype=pooled.dtype, device=pooled.device)
+        h, w = (self.resolution,) * 2 if isinstance(self.resolution, int) else self.resolution
+        time_ids = torch.tensor([[h, w, 0, 0, h, w]], dtype=pooled.dtype, device=pooled.device)
         self.added = {"text_embeds": pooled, "time_ids": time_ids.expand(pooled.shape[0], -1)}
 
     def _eps(self, z_t, t, c):
         added = {k: v.repeat(z_t.shape[0] // v.shape[0], *([1] * (v.ndim - 1))).to(self.unet.dtype)
                  for k, v in self.added.items()}
         return super()._eps(z_t, t, c, added_cond_kwargs=added)
+
+
+class SDXLConsistencyPrior(SDXLConditions, ConsistencyPrior):
+    """SDXL + DMD2 behind the latent protocol (LATINO, LATINO-PRO; LVTINO's image consistency model)."""
+
+
+class SDXLDiffusionPrior(SDXLConditions, LatentDiffusionPrior):
+    """SDXL base behind the latent protocol (VISION-XL's prior)."""
 
 
 def dtype_of(name: str) -> torch.dtype:
@@ -201,21 +209,34 @@ def load_sd15(lcm_lora: bool = False, root: str | os.PathLike | None = None,
     return ConsistencyPrior(vae, pipe.unet, vae.config.scaling_factor, text)
 
 
-def load_sdxl_dmd2(root=None, dmd2_root=None, vae_root=None, dtype=None, resolution: int = 1024):
+def load_sdxl_dmd2(root=None, dmd2_root=None, vae_root=None, dtype=None, resolution: int | tuple[int, int] = 1024):
     """SDXL base's text encoders and UNet architecture, DMD2's 4-step UNet weights, the fp16-fix VAE, in the
-    catalogue's dtype (the official code's fp16) unless ``dtype`` is given."""
+    catalogue's dtype (the official code's fp16) unless ``dtype`` is given. ``resolution``: the size time ids
+    (LATINO: 1024; LVTINO's frames: (768, 1280), height first)."""
+    dmd2_root = Path(dmd2_root or materialize("dmd2_sdxl_4step_unet"))
+    state = torch.load(dmd2_root / checkpoint("dmd2_sdxl_4step_unet")["files"][0], map_location="cpu",
+                       weights_only=True)
+    return _sdxl(SDXLConsistencyPrior, state, root, vae_root, dtype or dtype_of("sdxl_dmd2"), resolution)
+
+
+def load_sdxl_base(root=None, unet_root=None, vae_root=None, dtype=None, resolution: int | tuple[int, int] = 1024):
+    """SDXL base (its own UNet weights, the fp16 variant) with the fp16-fix VAE: VISION-XL's prior."""
+    from safetensors.torch import load_file
+    unet_root = Path(unet_root or materialize("sdxl_base_unet_fp16"))
+    state = load_file(unet_root / checkpoint("sdxl_base_unet_fp16")["files"][0])
+    return _sdxl(SDXLDiffusionPrior, state, root, vae_root, dtype or dtype_of("sdxl_base_768x1280"), resolution)
+
+
+def _sdxl(cls, unet_state: dict, root, vae_root, dtype, resolution):
+    """SDXL base's text encoders and UNet architecture with ``unet_state``, the fp16-fix VAE, in ``dtype``."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-    dtype = dtype or dtype_of("sdxl_dmd2")
     root = Path(root or materialize("sdxl_base"))
-    dmd2_root = Path(dmd2_root or materialize("dmd2_sdxl_4step_unet"))
     vae_root = Path(vae_root or materialize("sdxl_vae_fp16_fix"))
     kw = dict(local_files_only=True, torch_dtype=dtype)
     unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(root, subfolder="unet",
                                                                              local_files_only=True))
-    state = torch.load(dmd2_root / checkpoint("dmd2_sdxl_4step_unet")["files"][0], map_location="cpu",
-                       weights_only=True)
-    unet.load_state_dict(state)
+    unet.load_state_dict(unet_state)
     unet = unet.to(dtype)
     vae = AutoencoderKL.from_pretrained(vae_root, **kw)
     text = SDXLPromptEncoder(
@@ -223,7 +244,30 @@ def load_sdxl_dmd2(root=None, dmd2_root=None, vae_root=None, dtype=None, resolut
         CLIPTextModel.from_pretrained(root, subfolder="text_encoder", **kw),
         CLIPTokenizer.from_pretrained(root, subfolder="tokenizer_2", local_files_only=True),
         CLIPTextModelWithProjection.from_pretrained(root, subfolder="text_encoder_2", **kw))
-    return SDXLConsistencyPrior(vae, unet, text, resolution)
+    return cls(vae, unet, text, resolution)
+
+
+def load_causvid(root=None, wan_root=None, dtype=None, max_length: int = 512):
+    """LVTINO's video consistency model: Wan2.1-T2V-1.3B's architecture, VAE and UMT5 text encoder (its diffusers
+    repository) with CausVid's bidirectional DMD generator weights (a torch pickle: tensors only,
+    ``weights_only=True``), in the catalogue's dtype (the official code's bf16) unless ``dtype`` is given."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    from .wan import WanVideoPrior, wan_transformer_state
+    dtype = dtype or dtype_of("causvid_bidirectional")
+    root = Path(root or materialize("causvid_bidirectional"))
+    wan_root = Path(wan_root or materialize("wan21_t2v_1p3b"))
+    transformer = WanTransformer3DModel.from_config(WanTransformer3DModel.load_config(
+        wan_root, subfolder="transformer", local_files_only=True))
+    state = torch.load(root / checkpoint("causvid_bidirectional")["files"][0], map_location="cpu", weights_only=True,
+                       mmap=True)
+    transformer.load_state_dict(wan_transformer_state(state["generator"]))
+    kw = dict(local_files_only=True, torch_dtype=dtype)
+    vae = AutoencoderKLWan.from_pretrained(wan_root, subfolder="vae", **kw)
+    tokenizer = AutoTokenizer.from_pretrained(wan_root, subfolder="tokenizer", local_files_only=True)
+    text = UMT5EncoderModel.from_pretrained(wan_root, subfolder="text_encoder", **kw)
+    return WanVideoPrior(vae, transformer.to(dtype), tokenizer, text, max_length)
 
 
 def deepinv_models():

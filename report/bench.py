@@ -10,7 +10,27 @@ what push it above.
 from __future__ import annotations
 
 
-def render_bench(title: str, records: list[dict]) -> str:
+def published_cost(numbers: list[dict], table: str) -> list[str]:
+    """The published runtime and memory table ``table`` of paper_numbers.csv (metrics time_s and memory_gb, one
+    row per method) as Markdown lines."""
+    rows: dict[str, dict] = {}
+    for row in numbers:
+        if row["table"] == table:
+            r = rows.setdefault(row["method"], {"nfe": row["nfe"], "setting": f"{row['dataset']}, {row['task']}"})
+            r[row["metric"]] = float(row["value"])
+    if not rows:
+        raise ValueError(f"no published numbers for the cost table {table!r}")
+    setting = "; ".join(sorted({r["setting"] for r in rows.values()}))
+    lines = [f"Published ({table}: {setting}; the paper's GPU, not stated in its sources):", "",
+             "| method | NFE | s / clip | peak memory GB |", "|---|---|---|---|"]
+    for method, r in rows.items():
+        lines.append(f"| {method} | {r['nfe'] or '–'} | {r.get('time_s', float('nan')):g} "
+                     f"| {r.get('memory_gb', float('nan')):g} |")
+    return lines + [""]
+
+
+def render_bench(title: str, records: list[dict], published: list[str] | None = None) -> str:
+    """``published``: the lines of the paper's own cost table (``published_cost``), printed below the measured."""
     every = "/".join(sorted({str(r["config"].get("bare_timing_every", 0)) for r in records}))
     lines = [f"# {title}", "",
              "Overhead = solve wall time / time of the same network calls made bare (denoiser, encoder, decoder, "
@@ -46,4 +66,6 @@ def render_bench(title: str, records: list[dict]) -> str:
     profile = {r["profile"] for r in records}
     lines += ["", f"Profile {', '.join(sorted(profile))}; device {records[0]['config'].get('device', 'cpu')}; "
               f"git revision `{records[0]['git_revision']}`.", ""]
+    if published:
+        lines += published
     return "\n".join(lines)

@@ -115,10 +115,18 @@ def video_strips(title: str, x: torch.Tensor, y: torch.Tensor, estimates: dict[s
     plt.close(fig)
 
 
+def side_by_side(clips: list[torch.Tensor], gap: int = 2) -> torch.Tensor:
+    """(T, C, H, W) clips of one size joined along the width, with ``gap`` white columns between them."""
+    T, C, H, _ = clips[0].shape
+    bar = torch.ones(T, C, H, gap, dtype=clips[0].dtype)
+    parts = [p for clip in clips for p in (clip, bar)][:-1]
+    return torch.cat(parts, dim=-1)
+
+
 def write_gif(clip: torch.Tensor, out: str, fps: int = 8) -> None:
-    """A (T, C, H, W) clip in [0, 1] as an animated GIF (imageio)."""
+    """A (T, C, H, W) clip in [0, 1], C = 1 or 3, as an animated GIF (imageio)."""
     import imageio.v3 as iio
     frames = (clip.clamp(0, 1) * 255).round().to(torch.uint8)
-    frames = frames[:, 0] if frames.shape[1] == 1 else frames.permute(0, 2, 3, 1)
+    frames = frames.expand(-1, 3, -1, -1).permute(0, 2, 3, 1)      # RGB (readers mishandle grey GIF frames)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(out, frames.numpy(), extension=".gif", duration=1000 / fps, loop=0)

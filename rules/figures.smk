@@ -1,7 +1,10 @@
 # Figures (target `figures`): samples of every shipped generative prior with its quality gate, a
 # restoration grid per task, and LATINO-PRO's prompt calibration.
-GATED = suite_config.trained_by("ipbench.training.pixel_ddpm") + [k for k in ("latent_dm", "lcm") if k in CHECKPOINTS]
+GATED = (suite_config.trained_by("ipbench.training.pixel_ddpm") + [k for k in ("latent_dm", "lcm") if k in CHECKPOINTS]
+         + suite_config.trained_by("ipbench.training.video_dm") + suite_config.trained_by("ipbench.training.vcm"))
 FIGURE_TASKS = suite_config.figure_tasks(config)
+VIDEO_GIFS = [f"results/figures/clips/{t}/{s}.gif" for t in suite_config.video_figure_tasks(config)
+              for s in suite_config.figure_solvers(config, t)]
 CALIBRATION_TASKS = suite_config.calibration_tasks(config)
 
 
@@ -11,6 +14,7 @@ rule figures:
         expand("results/figures/restoration_{task}.png", task=FIGURE_TASKS),
         expand("results/figures/prompt_calibration_{task}.png", task=CALIBRATION_TASKS),
         expand("results/figures/posterior_{grid}.png", grid=POSTERIOR_GRIDS),
+        VIDEO_GIFS,
 
 
 rule restoration_figure:
@@ -29,6 +33,24 @@ rule restoration_figure:
         **cluster("figure"),
     shell:
         "{SUITE} --threads {threads} figure restoration --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} "
+        "--samples {input.samples:q} 2> {log:q}"
+
+
+rule clip_gif:
+    input:
+        degraded=f"results/degraded/{PROFILE}/{{task}}.safetensors",
+        samples=f"results/solve/{PROFILE}/{{task}}/{{solver}}/samples.safetensors",
+    output:
+        report("results/figures/clips/{task}/{solver}.gif", caption="../report/captions/clip.rst",
+               category="Figures", labels={"figure": "clip {task} {solver}"}),
+    log:
+        "logs/figures/clip_{task}_{solver}.log",
+    params:
+        spec=lambda wc: spec(suite_config.restoration_spec, wc.task),
+    resources:
+        **cluster("figure"),
+    shell:
+        "{SUITE} --threads {threads} figure gif --spec {params.spec:q} --degraded {input.degraded:q} --out {output:q} "
         "--samples {input.samples:q} 2> {log:q}"
 
 

@@ -22,6 +22,7 @@ rule table:
 rule bench:
     input:
         records=lambda wc: table_records(config["benches"][wc.bench]["table"]),
+        paper=f"{workflow.basedir}/report/paper_numbers.csv",
     output:
         "results/bench_{bench}.md",
     log:
@@ -29,7 +30,8 @@ rule bench:
     params:
         spec=lambda wc: spec(suite_config.bench_spec, wc.bench),
     shell:
-        "{SUITE} --threads {threads} bench --spec {params.spec:q} --out {output:q} {input.records:q} 2> {log:q}"
+        "{SUITE} --threads {threads} bench --spec {params.spec:q} --paper-numbers {input.paper:q} --out {output:q} "
+        "{input.records:q} 2> {log:q}"
 
 
 def unknown_table_name(wildcards):

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     p.add_argument("--csv", help="the table's numbers as CSV (default: OUT with .csv)")
     p.add_argument("records", nargs="+")
     p = sub.add_parser("figure", help="restoration grid or prompt-calibration figure of a task")
-    p.add_argument("kind", choices=["restoration", "calibration", "posterior"])
+    p.add_argument("kind", choices=["restoration", "calibration", "posterior", "gif"])
     p.add_argument("--spec", required=True)
     p.add_argument("--degraded", required=True)
     p.add_argument("--out", required=True)
@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples", nargs="+", required=True)
     p = sub.add_parser("bench", help="cost report over run records")
     p.add_argument("--spec", required=True)
+    p.add_argument("--paper-numbers", default=None, help="report/paper_numbers.csv (for a published cost table)")
     p.add_argument("--out", required=True)
     p.add_argument("records", nargs="+")
     p = sub.add_parser("w2cell", help="UD2M's conditional W2 for one K and every N of a grid")
@@ -118,6 +119,10 @@ def main(argv=None) -> int:
             stages.table(spec, args.records, args.paper_numbers, args.out, args.csv)
         elif args.stage == "figure" and args.kind == "restoration":
             stages.restoration_figure(spec, args.degraded, args.samples, args.out)
+        elif args.stage == "figure" and args.kind == "gif":
+            if len(args.samples) != 1:
+                raise ValueError("figure gif takes one solver's samples")
+            stages.clip_gif(spec, args.degraded, args.samples[0], args.out)
         elif args.stage == "figure" and args.kind == "posterior":
             from .w2grid import posterior_figure
             posterior_figure(spec, args.degraded, args.out)
@@ -126,7 +131,7 @@ def main(argv=None) -> int:
         elif args.stage == "calibration":
             stages.calibration_report(spec, args.degraded, args.records, args.samples, args.out)
         elif args.stage == "bench":
-            stages.bench(spec, args.records, args.out)
+            stages.bench(spec, args.records, args.out, args.paper_numbers)
         elif args.stage == "w2cell":
             from .w2grid import cells
             cells(spec, args.degraded, args.out)

@@ -172,10 +172,15 @@ def require(cfg: dict, kind: str, name: str) -> dict:
 COMPUTE_KEYS = ("family", "image_size", "frames", "sigma_y", "operator")  # what changes numbers (not titles)
 
 
+def task_images(cfg: dict, task: str) -> int:
+    """Test images (clips) of a task: its own ``n_images``, else the profile's."""
+    return require(cfg, "tasks", task).get("n_images", cfg["n_images"])
+
+
 def degrade_spec(cfg: dict, task: str) -> dict:
     t = require(cfg, "tasks", task)
     out = {"profile": cfg["profile"], "task": task, "task_spec": {k: t[k] for k in COMPUTE_KEYS if k in t},
-           "n_images": cfg["n_images"], "data": cfg["data"]}
+           "n_images": task_images(cfg, task), "data": cfg["data"]}
     if cfg["data"]["kind"] == "paper_datasets":
         out["dataset"] = dataset_recipe(cfg, task)
     return out
@@ -237,7 +242,7 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     hyper = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}
     out = {**degrade_spec(cfg, task), "solver": solver, "module": module_name(cfg, solver), "hyper": hyper,
            "device": cfg["device"], "bare_timing_every": cfg["bare_timing_every"], "bare_timing": cfg["bare_timing"],
-           "solver_images": min(s.get("n_images", cfg["n_images"]), cfg["n_images"])}
+           "solver_images": min(s.get("n_images", task_images(cfg, task)), task_images(cfg, task))}
     n, sharding = out["solver_images"], cfg.get("sharding", {})
     out["shard_size"] = min(s.get("shard_size") or sharding.get("shard_size") or n, n)
     out["batch_size"] = min(s.get("batch_size") or sharding.get("batch_size") or out["shard_size"], out["shard_size"])
@@ -372,7 +377,7 @@ def score_spec(cfg: dict, task: str, solver: str) -> dict:
 def bench_spec(cfg: dict, name: str) -> dict:
     bench = require(cfg, "benches", name)
     require(cfg, "tables", bench["table"])
-    return {"name": name, "title": bench["title"], "table": bench["table"]}
+    return {"name": name, "title": bench["title"], "table": bench["table"], "paper_table": bench.get("paper_table")}
 
 
 def table_spec(cfg: dict, name: str) -> dict:
@@ -405,8 +410,13 @@ def figure_tasks(cfg: dict) -> list[str]:
 
 def restoration_spec(cfg: dict, task: str) -> dict:
     t = require(cfg, "tasks", task)
-    return {"task": task, "title": t["title"], "n_images": cfg["n_images"],
-            "labels": [cfg["solvers"][s]["label"] for s in figure_solvers(cfg, task)]}
+    return {"task": task, "title": t["title"], "n_images": task_images(cfg, task), "operator": t["operator"],
+            "sigma_y": t["sigma_y"], "labels": [cfg["solvers"][s]["label"] for s in figure_solvers(cfg, task)]}
+
+
+def video_figure_tasks(cfg: dict) -> list[str]:
+    """The tasks of the tables whose items are clips (a GIF per solver beside the frame strips)."""
+    return [t for t in figure_tasks(cfg) if cfg["tasks"][t].get("family") == "video"]
 
 
 def calibration_tasks(cfg: dict) -> list[str]:

@@ -3,10 +3,10 @@ checkpoint names into loaded priors (the loaders in ``priors/`` take resolved ch
 
 The solver registry (``suite.registry``) gives each solver's prior kind: 'pixel' (eps(x_t, t) on [-1, 1]
 images), 'latent' (encode / decode / embed / eps(z_t, t, c)), 'consistency' (adds x0(z_t, t, c)) or 'bridge'
-(I2SB's eps(x_n, n) with its bridge schedule, one network per task) or 'video' (LVTINO's pair: the video
-consistency model of ``priors.video`` and the image one of ``priors.consistency``); the profile's ``priors`` config
-names the
-checkpoint behind each kind, so a solver never knows its profile.
+(I2SB's eps(x_n, n) with its bridge schedule, one network per task), 'video' (LVTINO's pair: the video
+consistency model of ``priors.video`` and the image one of ``priors.video_frames``) or 'video_latent' (VISION-XL's
+image latent DM, ``priors.video_latent``); the profile's ``priors`` config names the checkpoint behind each kind,
+so a solver never knows its profile.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import functools
 
 from ipbench.store.catalog import entries, resolve, trained_by
 
-KINDS = ("pixel", "latent", "consistency", "bridge", "video")
+KINDS = ("pixel", "latent", "consistency", "bridge", "video", "video_latent")
 # ``priors.image_text`` (optional) names the image-text model attached to the latent priors
 # (``prior.image_features``; TReg's adaptive negation).
 
@@ -28,7 +28,7 @@ def load_prior(kind: str, priors: dict):
             raise ValueError(f"the profile names no {key} prior (config key priors.{key})")
     if kind == "video":
         from ipbench.priors.video_dm import VideoImagePair
-        return VideoImagePair(frozen(_load(priors["video"])), frozen(_load(priors["consistency"])))
+        return VideoImagePair(frozen(_load(priors["video"])), frozen(_load(priors["video_frames"])))
     prior = _load(priors[kind])
     if kind in ("latent", "consistency") and "image_text" in priors:
         prior.image_encoder = load_image_text(priors["image_text"])
@@ -73,6 +73,9 @@ def _load(name: str):
     from ipbench.priors import paper
     loaders = {"adm_imagenet256_uncond": paper.load_adm_imagenet256, "sd15": paper.load_sd15,
                "sd15_lcm_lora": lambda: paper.load_sd15(lcm_lora=True), "sdxl_dmd2": paper.load_sdxl_dmd2,
+               "sdxl_dmd2_768x1280": lambda: paper.load_sdxl_dmd2(resolution=(768, 1280)),
+               "causvid_bidirectional": paper.load_causvid,
+               "sdxl_base_768x1280": lambda: paper.load_sdxl_base(resolution=(768, 1280)),
                **{n: functools.partial(paper.load_i2sb, n) for n in entries() if n.startswith("i2sb_imagenet256_")}}
     if name not in loaders:
         raise ValueError(f"unknown prior {name!r}; valid: {', '.join(pixel_ddpms)}, latent_dm, lcm, "

@@ -4,8 +4,8 @@ family it needs.
 The prior kind is what the DAG plans with (which tasks a solver runs on, which weights its jobs read): 'pixel'
 (eps(x_t, t) on [-1, 1] images), 'latent' (encode / decode / embed / eps(z_t, t, c)), 'consistency' (adds
 x0(z_t, t, c)), 'bridge' (I2SB's eps(x_n, n), one network per task), 'video' (LVTINO's pair: a video consistency
-model and the image consistency model per frame) or None (no learnt prior). A solver runs on the tasks of its
-prior's family, or of the ``family`` its entry names (VISION-XL: an image latent prior on video tasks). Planning reads
+model and an image consistency model per frame), 'video_latent' (VISION-XL's image latent DM, per frame) or None
+(no learnt prior). A solver runs on the tasks of its prior's family, or of the ``family`` its entry names. Planning reads
 it, and the keywords ``solve`` accepts, without importing a solver (so without torch): the keywords are read
 from the module's source (``solve_keywords``).
 """
@@ -24,9 +24,10 @@ class Solver(NamedTuple):
     family: str | None = None
 
 
-FAMILY_OF_PRIOR = {"pixel": "pixel", "latent": "latent", "consistency": "latent", "bridge": "pixel", "video": "video"}
-# the profile's ``priors`` keys a prior kind loads (LVTINO's pair reads two)
-PRIOR_KEYS = {"video": ("video", "consistency")}
+FAMILY_OF_PRIOR = {"pixel": "pixel", "latent": "latent", "consistency": "latent", "bridge": "pixel", "video": "video",
+                   "video_latent": "video"}
+# the profile's ``priors`` keys a prior kind loads (LVTINO's pair reads two: the video and the per-frame model)
+PRIOR_KEYS = {"video": ("video", "video_frames")}
 
 
 SOLVERS = {
@@ -45,7 +46,7 @@ SOLVERS = {
     "latino_pro": Solver("ipbench.methods.latino_pro", "consistency"),
     "ud2m": Solver("ipbench.methods.ud2m", "pixel"),
     "lvtino": Solver("ipbench.methods.lvtino", "video"),
-    "vision_xl": Solver("ipbench.baselines.vision_xl", "latent", family="video"),
+    "vision_xl": Solver("ipbench.baselines.vision_xl", "video_latent"),
 }
 
 # arguments every solve takes from the stage, never from the config

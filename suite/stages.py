@@ -35,14 +35,17 @@ def _load_truth(spec: dict, dataset_file: str | None, lock: str | None = None) -
             return clips, labels
         return digits("test", spec["task_spec"]["image_size"], spec["n_images"])
     from ipbench.datasets.fetch import Lock, verify
-    from ipbench.datasets.paper import load_images
+    from ipbench.datasets.paper import load_clips, load_images
     if dataset_file is None:
         raise FileNotFoundError(f"task {spec['task']!r} reads a paper dataset: pass its verified file")
     recipe = spec["dataset"]
     verify(recipe["key"], {**recipe["source"], **({"sha256": recipe["sha256"]} if recipe.get("sha256") else {})},
            dataset_file, Lock(lock) if lock else Lock())
     try:
-        x = load_images(recipe, dataset_file, spec["n_images"])
+        if spec["task_spec"].get("family") == "video":
+            x = load_clips(recipe, dataset_file, spec["n_images"], spec["task_spec"]["frames"])
+        else:
+            x = load_images(recipe, dataset_file, spec["n_images"])
     except Exception as err:
         raise ValueError(f"could not read the images of {recipe['key']} from {dataset_file}: {err}") from None
     return x, torch.full((len(x),), -1)
@@ -193,13 +196,19 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
         raise ValueError(f"the shards {', '.join(samples)} do not hold the images of {degraded}")
     x, x_hat = data["x"], est["x_hat"]
     fs = feature_space(fetched_features(spec["features"]), spec.get("score_device", "cpu"))
-    f_true, f_hat = fs.features(x), fs.features(x_hat)
+    # clips (N, T, C, H, W): the feature metrics and the digit reading run on their frames; LPIPS and the reading
+    # are averaged over each clip's frames, FID / KID compare the sets of frames (PSNR, SSIM: metrics/image.py)
+    video = x.ndim == 5
+    frames = (lambda v: v.flatten(0, 1)) if video else (lambda v: v)
+    per_item = (lambda v: np.asarray(v, dtype=np.float64).reshape(len(x), -1).mean(1)) if video else (lambda v: v)
+    f_true, f_hat = fs.features(frames(x)), fs.features(frames(x_hat))
     per_image = {"index": data["index"].tolist(), "psnr": psnr(x_hat, x).tolist(),
-                 "ssim": ssim(x_hat, x).tolist(), "lpips": fs.lpips(x_hat, x).tolist()}
+                 "ssim": ssim(x_hat, x).tolist(), "lpips": per_item(fs.lpips(frames(x_hat), frames(x))).tolist()}
     labels = data.get("labels")
-    predicted = fs.classify(x_hat) if labels is not None and bool((labels >= 0).all()) else None
-    if predicted is not None:   # the digit network's reading of each restoration: 1 if the true class
-        per_image["digit_accuracy"] = (predicted == labels).float().tolist()
+    predicted = fs.classify(frames(x_hat)) if labels is not None and bool((labels >= 0).all()) else None
+    if predicted is not None:   # the digit network's reading of each restoration (frame): 1 if the true class
+        truth = labels.repeat_interleave(x.shape[1]) if video else labels
+        per_image["digit_accuracy"] = per_item((predicted == truth).float().numpy()).tolist()
     summary = {k: float(np.mean(v)) for k, v in per_image.items() if k != "index"}
     summary["fid"] = fid(f_hat, f_true)
     summary["kid"] = kid(f_hat, f_true)
@@ -245,20 +254,48 @@ def table(spec: dict, records: list[str], paper_numbers: str, out: str, out_csv:
     log.info("wrote %s and %s from %d run records", out, out_csv, len(recs))
 
 
-def bench(spec: dict, records: list[str], out: str) -> None:
-    """Render ``results/bench_<name>.md`` from the run records of a table."""
-    from ipbench.report.bench import render_bench
+def bench(spec: dict, records: list[str], out: str, paper_numbers: str | None = None) -> None:
+    """Render ``results/bench_<name>.md`` from the run records of a table, and the published cost table
+    (``spec['paper_table']``) below them."""
+    from ipbench.report.bench import published_cost, render_bench
+    from ipbench.report.tables import load_paper_numbers
     recs = [validate_record(io.read_json(r)) for r in records]
-    io.write_text(out, render_bench(spec["title"], recs))
+    published = None
+    if spec.get("paper_table"):
+        if not paper_numbers:
+            raise ValueError(f"bench {spec['name']!r} names a published table: pass --paper-numbers")
+        published = published_cost(load_paper_numbers(paper_numbers), spec["paper_table"])
+    io.write_text(out, render_bench(spec["title"], recs, published))
 
 
 def restoration_figure(spec: dict, degraded: str, samples: list[str], out: str) -> None:
-    """Truth, measurement and every solver's estimate for the first images all solvers ran on (at most 6)."""
-    from ipbench.report.figures import restoration_grid
+    """Truth, measurement and every solver's estimate for the first images all solvers ran on (at most 6); for
+    clips, frame strips and an x-t slice of the first clip (``report.figures.video_strips``)."""
+    from ipbench.report.figures import restoration_grid, video_strips
     data = io.read_tensors(degraded)
     estimates = {label: io.read_tensors(path)["x_hat"] for label, path in zip(spec["labels"], samples)}
+    if data["x"].ndim == 5:
+        video_strips(f"{spec['title']}: test clip 0", data["x"][0], data["y"][0], {k: v[0] for k, v in estimates.items()},
+                     out, op=_figure_operator(spec, data["x"]))
+        return
     n = min(min(len(e) for e in estimates.values()), 6)
     restoration_grid(spec["title"], data["x"][:n], data["y"][:n], {k: v[:n] for k, v in estimates.items()}, out, n)
+
+
+def _figure_operator(spec: dict, x):
+    from ipbench import physics
+    return physics.build_operator(spec["operator"], x.shape[1:], spec["sigma_y"])
+
+
+def clip_gif(spec: dict, degraded: str, sample: str, out: str) -> None:
+    """An animated GIF of the first test clip: truth | measurement (shown at the truth's size) | the solver's."""
+    from ipbench.report.figures import measurement_clip, side_by_side, write_gif
+    data = io.read_tensors(degraded)
+    x, y = data["x"][0], data["y"][0]
+    if x.ndim != 4:
+        raise ValueError(f"{degraded} holds images, not clips: a GIF is for video tasks")
+    y_clip = measurement_clip(y, x.shape, _figure_operator(spec, data["x"]))
+    write_gif(side_by_side([x, y_clip, io.read_tensors(sample)["x_hat"][0].float()]), out)
 
 
 def calibration_report(spec: dict, degraded: list[str], records: list[str], samples: list[str], out: str) -> None:

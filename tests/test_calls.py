@@ -38,20 +38,23 @@ def test_each_call_takes_the_time_of_its_latest_sample():
 
 
 def test_interleaved_bare_time_and_the_time_taken_out_of_the_wall_time():
-    """A 'solver' of 12 network calls (20 ms each) with 10 ms of its own work per step: overhead 1.5."""
+    """A 'solver' of 12 network calls (20 ms each) with 10 ms of its own work per step: overhead 1.5. Compared
+    with the times the sleeps actually took, so that a loaded machine's late wake-ups do not fail it."""
     log, seen = CallLog().interleave(every=1, reps=0), []
     net = _sleeper(0.02, seen)
-    start = time.perf_counter()
+    start, own = time.perf_counter(), 0.0
     for _ in range(12):
         log.record("denoiser", net, torch.zeros(1))
+        t = time.perf_counter()
         time.sleep(0.02)            # the solver's own call
         time.sleep(0.01)            # the loop around it
+        own += time.perf_counter() - t
     wall = time.perf_counter() - start - log.replay_s
     bare = sum(bare_seconds(log).values())
     assert len(seen) == 12 and log.replay_s >= 12 * 0.02
-    assert bare == pytest.approx(12 * 0.02, rel=0.25)
-    assert wall == pytest.approx(12 * 0.03, rel=0.25)
-    assert wall / bare == pytest.approx(1.5, rel=0.2)
+    assert bare == pytest.approx(log.replay_s, rel=0.2)     # 12 calls at the replays' time (one replay: warm-up)
+    assert wall == pytest.approx(own, abs=0.02)             # the replays, and nothing else, taken out
+    assert own >= 12 * 0.03
 
 
 def test_a_signature_never_replayed_during_the_solve_is_timed_after_it():

@@ -154,6 +154,18 @@ def test_bench_divides_wall_time_by_bare_network_time():
     assert "| 10.5 | not timed (bare_timing off) | 1000 |" in render_bench("t", [rec])
 
 
+def test_bench_prints_the_published_cost_table_below_the_measured_one():
+    from ipbench.report.bench import published_cost, render_bench
+    from ipbench.report.tables import load_paper_numbers
+    numbers = load_paper_numbers(sc.ROOT / "report/paper_numbers.csv")
+    lines = published_cost(numbers, "lvtino_runtime")
+    assert "| LVTINO | 9 | 132 | 35.15 |" in lines and "| ADMM-TV | – | 13.6 | 22.01 |" in lines
+    text = render_bench("t", [_record("sr16", "pinv")], lines)
+    assert text.index("| sr16 | pinv |") < text.index("| VISION-XL | 8 | 176 | 15.64 |")
+    with pytest.raises(ValueError, match="no published numbers"):
+        published_cost(numbers, "no_such_table")
+
+
 def test_bare_timing_is_off_in_the_paper_profile_and_a_flag_turns_it_on():
     assert sc.solve_spec(sc.select({"profile": "paper"}), "sr16", "latino")["bare_timing"] is False
     assert sc.solve_spec(sc.select({"profile": "paper", "bare_timing": True}), "sr16", "latino")["bare_timing"]
@@ -170,6 +182,20 @@ def test_solver_rows_can_share_a_module_and_use_fewer_images():
     bad["solvers"]["latino_true_caption"]["module"] = "latinoo"
     with pytest.raises(ValueError, match="unknown solver 'latinoo'"):
         sc.check(bad)
+
+
+def test_video_tasks_hold_their_own_number_of_clips_and_each_video_solver_its_priors():
+    cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
+    assert sc.degrade_spec(cfg, "video_A")["n_images"] == 40 == sc.solve_spec(cfg, "video_A", "lvtino")["solver_images"]
+    assert sc.degrade_spec(cfg, "deblur_gaussian")["n_images"] == cfg["n_images"] == 100
+    assert sc.solve_spec(cfg, "video_A", "lvtino")["priors"] == {"video": "vcm", "video_frames": "lcm"}
+    assert sc.solve_spec(cfg, "video_B", "vision_xl")["priors"] == {"video_latent": "latent_dm"}
+    assert not sc.applies(cfg, "deblur_gaussian", "vision_xl") and not sc.applies(cfg, "video_C", "latino")
+    paper = sc.select({"profile": "paper"})
+    assert sc.solve_spec(paper, "problem_C", "lvtino")["priors"] == {"video": "causvid_bidirectional",
+                                                                     "video_frames": "sdxl_dmd2_768x1280"}
+    assert sc.fetched_checkpoints(paper, "vision_xl", "problem_A") == ["sdxl_base", "sdxl_base_unet_fp16",
+                                                                       "sdxl_vae_fp16_fix"]
 
 
 def test_tune_grid_parsing():

@@ -16,7 +16,7 @@ from PIL import Image
 import ipbench.datasets.embedded as embedded
 from ipbench.datasets import caption, digits, split_indices
 from ipbench.datasets.fetch import Lock, fetch, resource_url
-from ipbench.datasets.paper import load_images
+from ipbench.datasets.paper import load_clips, load_images
 from ipbench.store.files import ChecksumError
 
 
@@ -161,3 +161,23 @@ def test_a_paper_dataset_is_checked_every_time_it_is_read(tmp_path):
     with pytest.raises(ValueError, match=f"could not read the images of other from {garbage}"):
         stages.degrade({**spec, "dataset": {**spec["dataset"], "key": "other"}}, str(tmp_path / "c.safetensors"),
                        str(garbage), str(lock))
+
+
+def test_paper_video_recipe_cuts_each_video_into_clips_of_consecutive_frames(tmp_path):
+    """A stand-in of Adobe240's layout ({train,test}/<video>/<frame>): two test videos of 7 and 5 frames, numbered
+    so that text order is not frame order; each frame's grey level encodes (video, frame)."""
+    archive = tmp_path / "adobe240.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for video, n_frames in [(2, 7), (10, 5)]:
+            for f in range(n_frames):
+                buf = io.BytesIO()
+                Image.fromarray(np.full((6, 10, 3), 20 * (video == 10) + 2 * f, np.uint8)).save(buf, "PNG")
+                z.writestr(f"adobe240/test/{video}/{8 + f}.png", buf.getvalue())
+        z.writestr("adobe240/train/1/8.png", buf.getvalue())
+    recipe = {"members": ["adobe240/test/*/*.png"], "frame_size": [4, 8], "image_size": 4}
+    x = load_clips(recipe, archive, 3, 3)
+    assert x.shape == (3, 3, 3, 4, 8)
+    levels = (x[:, :, 0, 0, 0] * 255).round().tolist()
+    assert levels == [[0, 2, 4], [6, 8, 10], [20, 22, 24]]     # video 2: frames 8-10, 11-13; video 10: 8-10
+    with pytest.raises(ValueError, match="hold 3"):
+        load_clips(recipe, archive, 4, 3)

@@ -47,9 +47,9 @@ def _clip_text(path: Path, vocab_size: int, with_projection: bool = False):
     (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(cfg).save_pretrained(path)
 
 
-def _unet(**extra):
+def _unet(seed: int = 0, **extra):
     from diffusers import UNet2DConditionModel
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
                                 block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), attention_head_dim=2,
@@ -62,6 +62,73 @@ def _vae():
     return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
                          down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
                          norm_num_groups=4, layers_per_block=1)
+
+
+def _wan_transformer(seed: int = 0):
+    from diffusers import WanTransformer3DModel
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4,
+                                 out_channels=4, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2,
+                                 rope_max_seq_len=32)
+
+
+def _wan_vae():
+    from diffusers import AutoencoderKLWan
+    torch.manual_seed(0)
+    return AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, temperal_downsample=[False, True],
+                            latents_mean=[0.1, -0.2, 0.3, 0.0], latents_std=[2.0, 1.5, 1.0, 0.5],
+                            scale_factor_temporal=2, scale_factor_spatial=4)
+
+
+def _umt5(encoder: Path, tokenizer: Path):
+    """A tiny UMT5 encoder saved in five shards with their index, and a word-level fast tokenizer (the real
+    repository's tokenizer.json; its SentencePiece file is served as a stand-in the fast tokenizer never reads)."""
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+    torch.manual_seed(0)
+    model = UMT5EncoderModel(UMT5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
+                                        relative_attention_num_buckets=8))
+    encoder.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(encoder)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "encoder.embed_tokens.weight"}
+    keys, weight_map = sorted(state), {}
+    for i in range(5):
+        name = f"model-{i + 1:05d}-of-00005.safetensors"
+        part = keys[i::5]
+        save_file({k: state[k] for k in part}, encoder / name, metadata={"format": "pt"})
+        weight_map.update({k: name for k in part})
+    (encoder / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in state.values())}, "weight_map": weight_map}))
+    vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", "a", "high", "resolution", "video", "of", "digit"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                            model_max_length=8).save_pretrained(tokenizer)
+    (tokenizer / "special_tokens_map.json").write_text(json.dumps({"pad_token": "<pad>", "eos_token": "</s>",
+                                                                   "unk_token": "<unk>"}))
+    (tokenizer / "spiece.model").write_bytes(b"stand-in")
+
+
+# diffusers' WanTransformer3DModel names -> the original Wan names (Wan2.1's modules/model.py), written out here
+# independently of the converter the loader uses
+WAN_ORIGINAL = [("condition_embedder.time_embedder.linear_1", "time_embedding.0"),
+                ("condition_embedder.time_embedder.linear_2", "time_embedding.2"),
+                ("condition_embedder.text_embedder.linear_1", "text_embedding.0"),
+                ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
+                ("condition_embedder.time_proj", "time_projection.1"), (".attn1.", ".self_attn."),
+                (".attn2.", ".cross_attn."), (".to_q.", ".q."), (".to_k.", ".k."), (".to_v.", ".v."),
+                (".to_out.0.", ".o."), (".norm2.", ".norm3."), ("ffn.net.0.proj", "ffn.0"), ("ffn.net.2", "ffn.2")]
+
+
+def _original_wan_name(key: str) -> str:
+    for new, old in WAN_ORIGINAL:
+        key = key.replace(new, old)
+    if key == "scale_shift_table":
+        return "head.modulation"
+    if key.startswith("proj_out."):
+        return "head.head." + key[len("proj_out."):]
+    return key.replace(".scale_shift_table", ".modulation")
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +171,12 @@ def hub(tmp_path_factory):
     xl_unet = _unet(cross_attention_dim=64, addition_embed_type="text_time", addition_time_embed_dim=4,
                     projection_class_embeddings_input_dim=4 * 6 + 32)
     xl_unet.save_pretrained(xl / "unet")
+    from safetensors.torch import save_file
+    save_file({k: v.half().contiguous() for k, v in _unet(cross_attention_dim=64, addition_embed_type="text_time",
+                                                           addition_time_embed_dim=4,
+                                                           projection_class_embeddings_input_dim=4 * 6 + 32,
+                                                           seed=2).state_dict().items()},
+              repo("sdxl_base_unet_fp16") / "unet" / "diffusion_pytorch_model.fp16.safetensors")
     (repo("dmd2_sdxl_4step_unet")).mkdir(parents=True)
     torch.save({k: v.half() for k, v in xl_unet.state_dict().items()},
                repo("dmd2_sdxl_4step_unet") / "dmd2_sdxl_4step_unet_fp16.bin")
@@ -123,6 +196,17 @@ def hub(tmp_path_factory):
     repo("ram_deepinv").mkdir(parents=True)
     torch.save({k: v.half() for k, v in RAM(pretrained=False, device="cpu").state_dict().items()},
                repo("ram_deepinv") / "ram.pth.tar")
+
+    # Wan2.1-T2V-1.3B (diffusers layout: transformer config, video VAE, a UMT5 encoder in five shards, a
+    # tokenizer) and CausVid's generator in the original Wan names under 'model.' (a torch pickle)
+    wan = repo("wan21_t2v_1p3b")
+    _wan_transformer().save_config(wan / "transformer")
+    _wan_vae().save_pretrained(wan / "vae")
+    _umt5(wan / "text_encoder", wan / "tokenizer")
+    causvid = repo("causvid_bidirectional") / "bidirectional_checkpoint2"
+    causvid.mkdir(parents=True)
+    torch.save({"generator": {"model." + _original_wan_name(k): v for k, v in
+                              _wan_transformer(seed=1).state_dict().items()}}, causvid / "model.pt")
 
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a: None
@@ -167,6 +251,53 @@ def test_sdxl_dmd2(fetched):
                                  vae_root=fetch("sdxl_vae_fp16_fix"), resolution=16)
     _one_step(prior, consistency=True)
     assert prior.added["text_embeds"].shape == (2, 32) and prior.added["time_ids"].shape == (2, 6)
+    frames = paper.load_sdxl_dmd2(root=fetch("sdxl_base"), dmd2_root=fetch("dmd2_sdxl_4step_unet"),
+                                  vae_root=fetch("sdxl_vae_fp16_fix"), resolution=(12, 20))
+    frames.embed(["a high resolution photo"])
+    assert frames.added["time_ids"].tolist() == [[12, 20, 0, 0, 12, 20]]          # height first, as LVTINO's
+
+
+def test_sdxl_base_for_vision_xl(fetched):
+    fetch, _ = fetched
+    prior = paper.load_sdxl_base(root=fetch("sdxl_base"), unet_root=fetch("sdxl_base_unet_fp16"),
+                                 vae_root=fetch("sdxl_vae_fp16_fix"), resolution=16)
+    _one_step(prior, consistency=False)
+    dmd2 = paper.load_sdxl_dmd2(root=fetch("sdxl_base"), dmd2_root=fetch("dmd2_sdxl_4step_unet"),
+                                vae_root=fetch("sdxl_vae_fp16_fix"), resolution=16)
+    assert prior.unet.dtype == torch.float16 and not torch.equal(prior.unet.conv_in.weight, dmd2.unet.conv_in.weight)
+
+
+def test_causvid_on_wan_loads_the_generator_and_speaks_the_vp_protocol(fetched, monkeypatch):
+    """CausVid's generator (original Wan names) lands in diffusers' Wan transformer exactly; the prior's x0 turns
+    the variance-preserving z_t into Wan's flow point and back (checked with an exact velocity); LVTINO's flow
+    timesteps map to the points of Wan's shifted grid nearest them (the sigmas the official scheduler reads)."""
+    from ipbench.methods.lvtino import FLOW_STEPS, vp_timestep_of_flow
+    fetch, _ = fetched
+    prior = paper.load_causvid(root=fetch("causvid_bidirectional"), wan_root=fetch("wan21_t2v_1p3b"),
+                               dtype=torch.float32, max_length=8)
+    expected = _wan_transformer(seed=1).state_dict()
+    assert [k for k, v in prior.transformer.state_dict().items() if not torch.equal(v, expected[k])] == []
+    clip = torch.rand(2, 9, 3, 16, 16)
+    z = prior.encode(clip)
+    assert z.shape == (2, 5, 4, 4, 4) == (2, *prior.latent_shape(clip.shape[1:]))
+    assert prior.decode(z).shape == clip.shape
+    c = prior.embed(["a high resolution video", "a video of a digit"])
+    assert c.shape == (2, 8, 16) and (c[0, 4:] == 0).all() and (c[0, :4] != 0).any()    # zero past the prompt
+    out = prior.x0(torch.randn_like(z), 757, c)
+    assert out.shape == z.shape and torch.isfinite(out).all() and prior.nfe == 2
+    z0, eps, t = torch.randn_like(z), torch.randn_like(z), 375
+    a = prior.abar[t]
+    z_t = a.sqrt() * z0 + (1 - a).sqrt() * eps
+    velocity = (eps - z0).transpose(1, 2)
+    monkeypatch.setattr(prior, "transformer", type("Exact", (), {
+        "dtype": torch.float32, "__call__": lambda self, z, ts, encoder_hidden_states: type("O", (), {"sample": velocity})})())
+    assert torch.allclose(prior.x0(z_t, t, c), z0, atol=1e-5)
+    # Wan's sigmas with shift 8 on 1,000 points; a flow timestep reads the sigma of the grid point nearest it
+    u = torch.linspace(1, 0, 1001, dtype=torch.float64)[:-1]
+    grid = 1000 * 8 * u / (1 + 7 * u)
+    nearest = [int(grid[(grid - t).abs().argmin()].round()) for t in FLOW_STEPS["AB"]]
+    assert nearest == [757, 522, 376, 255, 128]
+    assert [vp_timestep_of_flow(t, abar=prior.abar) for t in FLOW_STEPS["AB"]] == nearest
 
 
 def test_clip(fetched):

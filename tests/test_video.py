@@ -155,6 +155,26 @@ def test_video_figures_show_frames_an_xt_slice_and_a_gif(tmp_path):
     assert np.allclose(frames[3, ..., 0], (x[0, 3, 0] * 255).round().numpy(), atol=1)
 
 
+def test_a_clip_gif_shows_truth_measurement_and_estimate_side_by_side(tmp_path):
+    import imageio.v3 as iio
+    from ipbench.suite import io, stages
+    x, _, _ = vd.moving_digits("test", 2)
+    spec = {"operator": {"name": "video_downsampling", "t": 8, "s": 8, "spatial_filter": "bicubic"}, "sigma_y": 0.001}
+    op = physics.build_operator(spec["operator"], x.shape[1:], spec["sigma_y"])
+    y = op.measure(x, torch.Generator().manual_seed(0))
+    io.write_tensors(tmp_path / "d.safetensors", {"x": x, "y": y})
+    io.write_tensors(tmp_path / "s.safetensors", {"x_hat": 1 - x})
+    stages.clip_gif(spec, str(tmp_path / "d.safetensors"), str(tmp_path / "s.safetensors"), str(tmp_path / "c.gif"))
+    frames = iio.imread(str(tmp_path / "c.gif"))[..., 0].astype(float) / 255
+    assert frames.shape == (25, 64, 3 * 64 + 2 * 2)
+    assert np.allclose(frames[5, :, :64], x[0, 5, 0].numpy(), atol=1 / 255)
+    assert np.allclose(frames[5, :, -64:], 1 - x[0, 5, 0].numpy(), atol=1 / 255)
+    assert (frames[:, :, 64:66] == 1).all()                           # the white gap between panels
+    io.write_tensors(tmp_path / "img.safetensors", {"x": x[:, 0], "y": x[:, 0]})
+    with pytest.raises(ValueError, match="images, not clips"):
+        stages.clip_gif(spec, str(tmp_path / "img.safetensors"), str(tmp_path / "s.safetensors"), str(tmp_path / "i.gif"))
+
+
 def test_the_video_gate_reads_motion_from_the_ink_centre():
     """The gate's motion statistic: a clip's ink centre moves with its trajectory (bilinear shifts keep the
     centre of mass exactly shifted while the digit stays on the canvas), so its speed is the trajectory's."""

@@ -143,10 +143,11 @@ def clip_statistics(clips: torch.Tensor, labels: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def video_gate(name: str, n_per_digit: int = 10, steps: int = 50, guidance: float = 3.0, seed: int = 0,
+def video_gate(name: str, n_per_digit: int | None = None, steps: int = 25, guidance: float = 3.0, seed: int = 0,
                figure: str | None = None) -> dict:
-    """Clips for 'a video of a handwritten digit k': the video DM by DDIM (``steps``, CFG ``guidance``), the video
-    consistency model by 4-step multistep consistency sampling. The same statistics on the 100 test clips are the
+    """Clips for 'a video of a handwritten digit k' (``n_per_digit``: 5 for the video DM, 10 for the consistency
+    model): the video DM by DDIM (``steps``, CFG ``guidance``), the video consistency model by 4-step multistep
+    consistency sampling. The same statistics on the 100 test clips are the
     reference (the digit network, trained on centred digits, reads 85% of their frames right). Passes when the
     share of frames read as the prompted digit is at least 90% of the test clips' and the digits move: the mean
     speed of the ink centre within 0.5-1.5 times that of the test clips."""
@@ -154,6 +155,7 @@ def video_gate(name: str, n_per_digit: int = 10, steps: int = 50, guidance: floa
     from ipbench.priors.sampling import consistency_sample, ddim_sample
     from ipbench.priors.video_dm import load_video_dm
     consistency = name in trained_by("ipbench.training.vcm")
+    n_per_digit = n_per_digit or (10 if consistency else 5)
     prior = load_video_dm(resolve(name), consistency=consistency)
     g = torch.Generator().manual_seed(seed)
     shape = (n_per_digit, 25, 4, 8, 8)

@@ -34,8 +34,9 @@ def consistency_fn(unet, z, t, c, abar):
 
 def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, lr: float = 2e-4,
             w: float = 3.0, skip: int = 20, ema_decay: float = 0.95, huber_c: float = 1e-3, seed: int = 0,
-            init=None, prompts: list[str] | None = None, max_seconds: float | None = None):
+            init=None, prompts: list[str] | None = None, max_seconds: float | None = None, trainable=None):
     """``init``: a student to continue from (an earlier distillation) instead of the teacher's copy.
+    ``trainable``: a test on parameter names (e.g. the motion modules only); the others stay frozen.
     ``prompts``: the ten captions, the generic prompt and the empty one (default: the image digits'); latents
     may be images (N, c, h, w) or clips (N, T, c, h, w). ``max_seconds``: stop after the step that crosses it
     (the card's ``steps`` is the number done)."""
@@ -48,9 +49,11 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
     abar = alpha_bar("scaled_linear").float()
     grid = torch.arange(1, 1000 // skip + 1) * skip - 1                     # 19, 39, ..., 999
     teacher = teacher.eval().requires_grad_(False)
-    student = copy.deepcopy(init if init is not None else teacher).train().requires_grad_(True)
+    student = copy.deepcopy(init if init is not None else teacher).train()
+    for name, p in student.named_parameters():
+        p.requires_grad_(trainable is None or trainable(name))
     target = copy.deepcopy(init if init is not None else teacher).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     t0, losses = time.time(), []
     for step in (bar := tqdm(range(steps), desc="LCM distillation")):
         if max_seconds is not None and time.time() - t0 > max_seconds:
@@ -76,7 +79,8 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
         train_step(opt, loss, student, target, ema_decay, losses, bar, step, window=100, digits=5)
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "guidance_w": w, "skip": skip,
             "ema_decay": ema_decay, "huber_c": huber_c, "seed": seed, "wall_time_s": round(time.time() - t0, 1),
-            "final_loss_avg100": sum(losses[-100:]) / len(losses[-100:])}
+            "final_loss_avg100": sum(losses[-100:]) / len(losses[-100:]),
+            "trained_parameters": sum(p.numel() for p in student.parameters() if p.requires_grad)}
     return target, card
 
 

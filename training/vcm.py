@@ -43,14 +43,19 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=None, help="stop early at this wall time (see the card)")
     ap.add_argument("--latents-cache", default=None, help="the encoded training clips (training.video_dm's file)")
+    ap.add_argument("--all-layers", action="store_true",
+                    help="train every layer of the student (default: its motion modules; the image layers are "
+                         "already the per-frame consistency model)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     teacher, student = student_init()
     z, labels = encode_training_clips(args.clips, cache=args.latents_cache)
     prompts = [video_caption(k) for k in range(10)] + [GENERIC_VIDEO_PROMPT, ""]
     out, card = distill(teacher, z, labels, args.steps, batch_size=args.batch_size, seed=args.seed, init=student,
-                        prompts=prompts, max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)
-    card.update(clips=args.clips, init="lcm U-Net + video_dm motion modules")
+                        prompts=prompts, max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
+                        trainable=None if args.all_layers else (lambda name: "motion_modules" in name))
+    card.update(clips=args.clips, init="lcm U-Net + video_dm motion modules",
+                trained="all layers" if args.all_layers else "motion modules")
     save_weights(out, args.out, metadata={"card": json.dumps(card)})
     print(json.dumps(card, indent=1))
 
