@@ -31,10 +31,12 @@ def _members(names: list[str], patterns: list[str]) -> list[str]:
     return chosen
 
 
-def _read_archive(path: Path, patterns: list[str], n: int | None = None, key=None) -> list[tuple[str, bytes]]:
-    """(name, bytes) of the first n members matching ``patterns``, in sorted order (or by ``key``)."""
+def _read_archive(path: Path, patterns: list[str], n: int | None = None, choose=None) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the first n members matching ``patterns`` in sorted order, or of those ``choose`` picks
+    from the matching names (only the chosen members are read)."""
     def chosen(names):
-        return sorted(_members(names, patterns), key=key)[:n]
+        names = _members(names, patterns)
+        return choose(names) if choose else sorted(names)[:n]
     if path.is_dir():
         return [(f, (path / f).read_bytes()) for f in chosen([str(p.relative_to(path)) for p in path.rglob("*")
                                                                if p.is_file()])]
@@ -67,17 +69,22 @@ def load_clips(recipe: dict, path: str | Path, n: int, frames: int) -> torch.Ten
     each, folders in natural order), each video cut into consecutive non-overlapping clips of ``frames`` frames
     from its first; the first n clips."""
     size = tuple(recipe["frame_size"])
-    videos: dict[str, list[bytes]] = {}
-    for name, blob in _read_archive(Path(path), _patterns(recipe), key=natural_key):
-        videos.setdefault(name.rsplit("/", 1)[0] if "/" in name else "", []).append(blob)
-    clips = []
-    for folder in sorted(videos, key=natural_key):
-        blobs = videos[folder]
-        for start in range(0, len(blobs) - frames + 1, frames):
-            clips.append(torch.stack([_rgb(b, size) for b in blobs[start:start + frames]]))
-            if len(clips) == n:
-                return torch.stack(clips)
-    raise ValueError(f"asked for {n} clips of {frames} frames, the dataset's {len(videos)} videos hold {len(clips)}")
+    found = {}
+
+    def first_clips(names):
+        videos: dict[str, list[str]] = {}
+        for name in sorted(names, key=natural_key):
+            videos.setdefault(name.rsplit("/", 1)[0] if "/" in name else "", []).append(name)
+        clips = [frames_of[start:start + frames] for folder in sorted(videos, key=natural_key)
+                 for frames_of in [videos[folder]] for start in range(0, len(frames_of) - frames + 1, frames)]
+        found.update(videos=len(videos), clips=len(clips))
+        return [name for clip in clips[:n] for name in clip]
+
+    blobs = [blob for _, blob in _read_archive(Path(path), _patterns(recipe), choose=first_clips)]
+    if found["clips"] < n:
+        raise ValueError(f"asked for {n} clips of {frames} frames, the dataset's {found['videos']} videos hold "
+                         f"{found['clips']}")
+    return torch.stack([_rgb(b, size) for b in blobs]).view(n, frames, 3, *size)
 
 
 def read_idx_images(path: Path, n: int) -> np.ndarray:
