@@ -28,8 +28,6 @@ class FeatureSpace:
 
     @torch.no_grad()
     def features(self, x: torch.Tensor, batch_size: int = 250) -> np.ndarray:
-        if x.ndim == 5:                                        # videos: frames are samples
-            x = x.flatten(0, 1)
         return torch.cat([self._extract(b) for b in x.split(batch_size)]).double().cpu().numpy()
 
 
