@@ -160,7 +160,7 @@ def test_bad_targets_list_the_valid_names(tmp_path):
     assert out.returncode != 0 and "unknown table 'deblr'; valid tables: deblur" in out.stdout + out.stderr
     out = snakemake(tmp_path, "-n", "results/score/embedded/sr16/dpss/record.json", check=False)
     assert ("unknown solver 'dpss'; valid solvers: admm_tv, cddb, ddrm, diffpir, dps, i2sb, latino, latino_pro, latino_pro_paper, "
-            "latino_true_caption, ldps, p2l, pinv, psld, treg, ud2m") in out.stdout + out.stderr   # configured ones
+            "latino_true_caption, ldps, lvtino, p2l, pinv, psld, treg, ud2m, ud2m_ram, vision_xl") in out.stdout + out.stderr   # configured ones
     out = snakemake(tmp_path, "-n", "--config", "profile=paperr", check=False)
     assert "unknown profile 'paperr'; valid profiles: embedded, paper, smoke" in out.stdout + out.stderr
 
