@@ -29,6 +29,10 @@ class VideoUNet(torch.nn.Module):
         super().__init__()
         self.net = UNetMotionModel.from_unet2d(image_unet if image_unet is not None else build_unet(),
                                                MotionAdapter(**MOTION))
+        for name, module in self.net.named_modules():   # diffusers leaves these random; AnimateDiff zeroes them,
+            if "motion_modules" in name and name.endswith("proj_out"):   # so a new model is the image model
+                torch.nn.init.zeros_(module.weight)                       # on every frame
+                torch.nn.init.zeros_(module.bias)
 
     @property
     def dtype(self):

@@ -27,6 +27,23 @@ def test_moving_digits_are_deterministic_bounce_and_stay_on_the_canvas():
         vd.moving_digits("test", 5, start=98)
 
 
+def test_a_new_video_unet_is_its_image_unet_on_every_frame():
+    """AnimateDiff's inflation: the motion modules start at zero output, so training starts from the image
+    model (diffusers' MotionAdapter alone leaves them random)."""
+    from ipbench.priors.latent_dm import build_unet
+    from ipbench.priors.video_dm import build_video_unet
+    torch.manual_seed(0)
+    image = build_unet().eval()
+    for p in image.parameters():                       # non-trivial weights (some layers start at zero)
+        p.data.normal_(0, 0.05)
+    video = build_video_unet(image).eval()
+    z, t, c = torch.randn(2, 5, 4, 8, 8), torch.tensor([300, 700]), torch.randn(2, 7, image.config.cross_attention_dim)
+    with torch.no_grad():
+        clip = video(z, t, c).sample
+        frames = image(z.flatten(0, 1), t.repeat_interleave(5), encoder_hidden_states=c.repeat_interleave(5, 0)).sample
+    assert torch.allclose(clip.flatten(0, 1), frames, atol=1e-5 * frames.abs().max().item())
+
+
 def test_time_tv_pdhg_matches_the_two_frame_closed_form():
     """A = I on two frames: argmin 1/2 |x - y|^2 + lam |x_2 - x_1| moves each frame by lam towards the other,
     or to their mean where |y_2 - y_1| <= 2 lam."""
