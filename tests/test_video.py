@@ -199,3 +199,15 @@ def test_the_video_gate_reads_motion_from_the_ink_centre():
     x, _, path = vd.moving_digits("test", 3)
     com = centre_of_mass(x).double()
     assert torch.allclose(com - com[:, :1], path - path[:, :1], atol=0.02)
+
+
+def test_the_video_gate_tells_a_moving_digit_from_independent_frames():
+    """Frames of a clip drawn independently (here: the test clips' frames shuffled in time) keep their digit and
+    can jump at any speed, but not smoothly: the centre's acceleration separates them from the test clips."""
+    from ipbench.training.gates import clip_statistics
+    x, labels, _ = vd.moving_digits("test", 20)
+    smooth = clip_statistics(x, labels)
+    shuffled = clip_statistics(x[:, torch.randperm(x.shape[1], generator=torch.Generator().manual_seed(0))], labels)
+    assert smooth["frames_read_as_prompted_digit"] == shuffled["frames_read_as_prompted_digit"]
+    assert smooth["centre_acceleration_px_per_frame2"] < 0.25 * smooth["centre_speed_px_per_frame"]
+    assert shuffled["centre_acceleration_px_per_frame2"] > 2 * smooth["centre_speed_px_per_frame"]
