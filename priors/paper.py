@@ -282,13 +282,16 @@ def deepinv_models():
 
 def load_adm_imagenet256(root=None):
     """ADM ImageNet-256 unconditional in ``priors.guided_unet`` (guided-diffusion's ``UNetModel``: its flags and
-    parameter names; 256 channels, 2 res-blocks, attention at 32/16/8, learned variance)."""
+    parameter names; 256 channels, 2 res-blocks, attention at 32/16/8, learned variance; a catalogue
+    ``architecture`` replaces some of these flags: tiny replicas)."""
     from .guided_unet import ADM_256_UNCOND, GuidedUNet
     from .pixel_ddpm import PixelDiffusionPrior
     root = Path(root or materialize("adm_imagenet256_uncond"))
     # guided-diffusion's sampling flags for this model say --use_fp16 True: its torso in fp16, input and output fp32
-    net = GuidedUNet(**ADM_256_UNCOND, use_fp16=dtype_of("adm_imagenet256_uncond") == torch.float16)
-    state = torch.load(root / checkpoint("adm_imagenet256_uncond")["files"][0], map_location="cpu", weights_only=True)
+    entry = checkpoint("adm_imagenet256_uncond")
+    net = GuidedUNet(**{**ADM_256_UNCOND, **entry.get("architecture", {})},
+                     use_fp16=dtype_of("adm_imagenet256_uncond") == torch.float16)
+    state = torch.load(root / entry["files"][0], map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     return PixelDiffusionPrior(net, "linear", adm=True)
 
@@ -327,14 +330,16 @@ def i2sb_ema_state(ckpt: dict, unet: torch.nn.Module) -> dict:
 def load_i2sb(name: str, root=None, architecture: dict | None = None):
     """An NVlabs I2SB ImageNet-256 bridge (``latest.pt``, loaded as tensors only; its EMA weights) behind the
     bridge protocol, with the schedule its task was trained with (catalogue ``beta_max``, ``ot_ode``).
-    ``architecture``: the U-Net's flags (``I2SB_256`` by default; tests pass a tiny replica's)."""
+    ``architecture``: flags replacing some of ``I2SB_256``'s (by default the catalogue entry's ``architecture``:
+    tiny replicas)."""
     from .bridge import BridgePrior
     from .guided_unet import I2SB_256, GuidedUNet
     entry = checkpoint(name)
     root = Path(root or materialize(name))
     ckpt = torch.load(root / entry["files"][0], map_location="cpu", weights_only=True)
     # the official sampler's --use-fp16 (catalogue dtype): the torso's convolutions in float16
-    unet = GuidedUNet(**{**(architecture or I2SB_256), "use_fp16": dtype_of(name) == torch.float16})
+    flags = {**I2SB_256, **(entry.get("architecture", {}) if architecture is None else architecture)}
+    unet = GuidedUNet(**{**flags, "use_fp16": dtype_of(name) == torch.float16})
     unet.load_state_dict(i2sb_ema_state(ckpt, unet), strict=True)
     return BridgePrior(I2SBNetwork(unet), beta_max=float(entry["beta_max"]), ot_ode=bool(entry["ot_ode"]))
 

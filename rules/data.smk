@@ -1,7 +1,7 @@
 # Test data and measurements: y = A(x) + sigma_y n for the test images of a task, seeded per image.
 from ipbench.datasets.fetch import local_name
 
-LOCK = f"{workflow.basedir}/resources/checksums.lock"   # not tracked: a run never makes the checkout dirty
+LOCK = "resources/checksums.lock"   # in the working directory, beside resources/checkpoints and resources/datasets (untracked)
 
 
 def dataset_file(wildcards):

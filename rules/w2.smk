@@ -1,5 +1,7 @@
 # UD2M's MNIST study: a K x N grid of conditional W2 (results/table_w2_<grid>.md). One job per K
 # (its distilled adapter, every N); the grid's task is degraded on its own number of test digits.
+from types import SimpleNamespace
+
 W2_GRIDS = list(config.get("w2_grids", {}))
 
 
@@ -8,16 +10,19 @@ wildcard_constraints:
 
 
 rule w2_degrade:
+    input:
+        lambda wc: dataset_file(SimpleNamespace(task=config["w2_grids"][wc.grid]["task"])),
     output:
         "results/w2/{profile}/{grid}/degraded.safetensors",
     log:
         "logs/w2/{profile}/{grid}/degrade.log",
     params:
         spec=lambda wc: spec(suite_config.w2_degrade_spec, wc.grid),
+        dataset=lambda wc, input: ["--dataset-file", input[0], "--lock", LOCK] if input else [],
     resources:
         **cluster("degrade"),
     shell:
-        "{SUITE} degrade --spec {params.spec:q} --out {output:q} 2> {log:q}"
+        "{SUITE} degrade --spec {params.spec:q} --out {output:q} {params.dataset:q} 2> {log:q}"
 
 
 rule w2_cell:

@@ -1,9 +1,15 @@
 """The checkpoint catalogue, ``config/checkpoints.yaml``: a name -> its pinned file, sha256 and card fields.
 
 Loaders take what ``resolve`` returns (the entry with an absolute ``path`` and its ``needs`` resolved in
-turn); only callers, which know a name, read the catalogue. Imports no torch (planning the DAG reads it)."""
+turn); only callers, which know a name, read the catalogue. Imports no torch (planning the DAG reads it).
+
+``IPBENCH_CHECKPOINTS=FILE`` lays a YAML file of entries over the catalogue (merged key by key; the planner and
+every job read the same): a mirror's ``url``, a local fine-tune, or the ``architecture`` of a tiny replica of
+a network whose shape is otherwise fixed in code (ADM, the I2SB bridges), as the tests run the paper profile."""
 from __future__ import annotations
 
+import copy
+import os
 from pathlib import Path
 
 import yaml
@@ -11,10 +17,27 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
 CATALOGUE = CONFIG_DIR / "checkpoints.yaml"
+OVERLAY = "IPBENCH_CHECKPOINTS"
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
 
 
 def entries(path: Path = CATALOGUE) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    catalogue = yaml.safe_load(Path(path).read_text())
+    overlay = os.environ.get(OVERLAY) if Path(path) == CATALOGUE else None
+    if overlay:
+        if not Path(overlay).is_file():
+            raise FileNotFoundError(f"{OVERLAY}={overlay}: no such file (a YAML file of catalogue entries)")
+        extra = yaml.safe_load(Path(overlay).read_text()) or {}
+        if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
+            raise ValueError(f"{OVERLAY}={overlay}: expected a mapping of checkpoint names to entries")
+        catalogue = deep_merge(catalogue, extra)
+    return catalogue
 
 
 def checkpoint(name: str, path: Path = CATALOGUE) -> dict:

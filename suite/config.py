@@ -14,15 +14,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from ipbench.store.catalog import CONFIG_DIR, ROOT, checkpoint, trained_by  # noqa: F401 (re-exported)
+from ipbench.store.catalog import CONFIG_DIR, ROOT, checkpoint, deep_merge, trained_by  # noqa: F401 (re-exported)
+from ipbench.store.catalog import entries as catalogue
 from ipbench.suite.registry import SOLVERS, prior_keys, prior_kind, solve_keywords, solver_family
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
 
 
 def read_yaml(path: Path) -> dict:
@@ -134,6 +128,13 @@ def _cross_check(cfg: dict) -> list[str]:
     for gname, grid in cfg.get("w2_grids", {}).items():
         if grid["task"] not in cfg["tasks"]:
             out.append(_unknown("task", grid["task"], f"w2_grids/{gname}/task", cfg["tasks"]))
+        known, prior = catalogue(), grid.get("prior", cfg.get("priors", {}).get("pixel"))
+        for where, name in [("prior", grid.get("prior")), *((f"adapters/{k}", v) for k, v in grid["adapters"].items())]:
+            if name and name not in known:
+                out.append(_unknown("checkpoint", name, f"w2_grids/{gname}/{where}", known))
+            elif name and where != "prior" and prior not in known[name].get("needs", [prior]):
+                out.append(f"w2_grids/{gname}/{where}: the adapter {name!r} was distilled from "
+                           f"{', '.join(known[name]['needs'])}, not from the grid's prior {prior!r} (set w2_grids/{gname}/prior)")
     return out
 
 
@@ -477,7 +478,7 @@ def w2_cell_spec(cfg: dict, name: str, K: int) -> dict:
     grid = w2_grid(cfg, name)
     adapters = {int(k): v for k, v in grid["adapters"].items()}
     return {**w2_degrade_spec(cfg, name), "K": int(K), "N": grid["N"], "adapter": adapters.get(int(K)),
-            "priors": {"pixel": cfg["priors"]["pixel"]}}
+            "priors": {"pixel": grid.get("prior", cfg["priors"]["pixel"])}}
 
 
 def w2_table_spec(cfg: dict, name: str) -> dict:
@@ -490,7 +491,7 @@ def w2_files(cfg: dict, name: str, K) -> list[str]:
     """Weights behind one K of a grid: the pixel prior, its adapter, the W2 embedding."""
     from ipbench.store.catalog import prior_files as files
     spec = w2_cell_spec(cfg, name, K)
-    names = [cfg["priors"]["pixel"], "w2_embedding"] + ([spec["adapter"]] if spec["adapter"] else [])
+    names = [spec["priors"]["pixel"], "w2_embedding"] + ([spec["adapter"]] if spec["adapter"] else [])
     return [f for n in names for f in files(n)]
 
 

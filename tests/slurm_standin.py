@@ -12,12 +12,19 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 COMMANDS = ("sbatch", "srun", "squeue", "sacct", "sinfo", "scancel", "scontrol")
+
+
+def submitted_rule(sub: dict) -> tuple[str, dict]:
+    """The rule and wildcards of a recorded submission (its command's --target-jobs 'rule:key=value,...')."""
+    rule, wildcards = re.search(r"--target-jobs '(\w+):([^']*)'", sub["command"]).groups()
+    return rule, dict(kv.split("=", 1) for kv in wildcards.split(",") if kv)
 
 
 def install(bin_dir: Path, python: str = sys.executable) -> Path:

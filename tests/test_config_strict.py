@@ -59,6 +59,42 @@ def test_keywords_forwarded_to_the_calibration_and_per_task_entries_are_checked(
     assert "unknown task 'px_sr44' at solvers/diffpir/per_task (did you mean 'px_sr4'?)" in msg
 
 
+def test_a_w2_grid_names_checkpoints_that_exist_and_fit_together(base):
+    """A grid's adapters must have been distilled from the grid's prior: the paper profile runs the digit DDPM
+    the MNIST adapters came from, not its own pixel prior (ADM)."""
+    cfg = copy.deepcopy(base)
+    cfg["w2_grids"]["mnist"]["adapters"][2] = "ud2m_sr4_mnist_k22"
+    cfg["w2_grids"]["mnist"]["prior"] = "pixel_ddpm"
+    msg = error_of(cfg)
+    assert "unknown checkpoint 'ud2m_sr4_mnist_k22' at w2_grids/mnist/adapters/2 (did you mean 'ud2m_sr4_mnist_k2'?)" in msg
+    assert ("w2_grids/mnist/adapters/1: the adapter 'ud2m_sr4_mnist_k1' was distilled from pixel_ddpm_wide, not from "
+            "the grid's prior 'pixel_ddpm'") in msg
+    paper = sc.select({"profile": "paper"})
+    assert sc.w2_cell_spec(paper, "mnist", 4)["priors"] == {"pixel": "pixel_ddpm_wide"}
+    assert sc.w2_degrade_spec(paper, "mnist")["dataset"]["key"] == "mnist_test"
+    paper["w2_grids"]["mnist"].pop("prior")
+    assert "not from the grid's prior 'adm_imagenet256_uncond'" in error_of(paper)
+
+
+def test_a_catalogue_overlay_is_laid_over_the_catalogue(tmp_path, monkeypatch):
+    """IPBENCH_CHECKPOINTS: entries merged key by key over config/checkpoints.yaml (a mirror's URL, a tiny
+    replica's architecture); a missing or malformed file is an error naming it."""
+    from ipbench.store import catalog
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"adm_imagenet256_uncond": {"url": "http://mirror/adm.pt",
+                                                                  "architecture": {"model_channels": 32}}}))
+    monkeypatch.setenv("IPBENCH_CHECKPOINTS", str(overlay))
+    entry = catalog.checkpoint("adm_imagenet256_uncond")
+    assert entry["url"] == "http://mirror/adm.pt" and entry["architecture"] == {"model_channels": 32}
+    assert entry["files"] == ["256x256_diffusion_uncond.pt"] and entry["dtype"] == "float16"     # the rest kept
+    overlay.write_text("- a list\n")
+    with pytest.raises(ValueError, match="expected a mapping of checkpoint names"):
+        catalog.checkpoint("sd15")
+    monkeypatch.setenv("IPBENCH_CHECKPOINTS", str(tmp_path / "missing.yaml"))
+    with pytest.raises(FileNotFoundError, match="missing.yaml: no such file"):
+        catalog.checkpoint("sd15")
+
+
 def test_every_problem_is_reported_at_once(base):
     cfg = copy.deepcopy(base)
     cfg["tasks"]["px_sr4"]["sigmay"] = 0.01

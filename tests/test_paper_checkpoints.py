@@ -1,219 +1,23 @@
 """The paper profile's checkpoint loaders, on tiny random-weight models of the same classes saved
 into a folder laid out like the hub, served on loopback, fetched, verified and loaded offline."""
-import http.server
 import json
-import threading
-from functools import partial
 from pathlib import Path
 
-import pytest
-import torch
-
 import ipbench.suite.config as sc
+import pytest
+import standin_hub
+import torch
 from ipbench.priors import paper
-
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"     # the stand-in hub's one commit of every repository
-
-
-def _byte_chars() -> list[str]:
-    """The 256 printable stand-ins of bytes used by byte-level BPE vocabularies (GPT-2, CLIP)."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    extra = [b for b in range(256) if b not in keep]
-    return [chr(b) for b in keep] + [chr(256 + i) for i in range(len(extra))]
-
-
-def _clip_tokenizer(path: Path):
-    """A character-level CLIP tokenizer (vocab.json, merges.txt, configs), as the hub repos lay it out."""
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for ch in _byte_chars():
-        vocab.setdefault(ch, len(vocab))
-        vocab.setdefault(ch + "</w>", len(vocab))
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "vocab.json").write_text(json.dumps(vocab))
-    (path / "merges.txt").write_text("#version: 0.2\n")
-    (path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "CLIPTokenizer", "model_max_length": 16}))
-    (path / "special_tokens_map.json").write_text(json.dumps(
-        {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-         "unk_token": "<|endoftext|>"}))
-    return len(vocab)
-
-
-def _clip_text(path: Path, vocab_size: int, with_projection: bool = False):
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-    cfg = CLIPTextConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=16, projection_dim=32)
-    torch.manual_seed(0)
-    (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(cfg).save_pretrained(path)
-
-
-def _unet(seed: int = 0, **extra):
-    from diffusers import UNet2DConditionModel
-    torch.manual_seed(seed)
-    return UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(8, 16), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), attention_head_dim=2,
-                                norm_num_groups=4, **extra)
-
-
-def _vae():
-    from diffusers import AutoencoderKL
-    torch.manual_seed(0)
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8),
-                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                         norm_num_groups=4, layers_per_block=1)
-
-
-def _wan_transformer(seed: int = 0):
-    from diffusers import WanTransformer3DModel
-    torch.manual_seed(seed)
-    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4,
-                                 out_channels=4, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2,
-                                 rope_max_seq_len=32)
-
-
-def _wan_vae():
-    from diffusers import AutoencoderKLWan
-    torch.manual_seed(0)
-    return AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, temperal_downsample=[False, True],
-                            latents_mean=[0.1, -0.2, 0.3, 0.0], latents_std=[2.0, 1.5, 1.0, 0.5],
-                            scale_factor_temporal=2, scale_factor_spatial=4)
-
-
-def _umt5(encoder: Path, tokenizer: Path):
-    """A tiny UMT5 encoder saved in five shards with their index, and a word-level fast tokenizer (the real
-    repository's tokenizer.json; its SentencePiece file is served as a stand-in the fast tokenizer never reads)."""
-    from safetensors.torch import save_file
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
-    torch.manual_seed(0)
-    model = UMT5EncoderModel(UMT5Config(vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
-                                        relative_attention_num_buckets=8))
-    encoder.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(encoder)
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "encoder.embed_tokens.weight"}
-    keys, weight_map = sorted(state), {}
-    for i in range(5):
-        name = f"model-{i + 1:05d}-of-00005.safetensors"
-        part = keys[i::5]
-        save_file({k: state[k] for k in part}, encoder / name, metadata={"format": "pt"})
-        weight_map.update({k: name for k in part})
-    (encoder / "model.safetensors.index.json").write_text(json.dumps(
-        {"metadata": {"total_size": sum(v.numel() * v.element_size() for v in state.values())}, "weight_map": weight_map}))
-    vocab = {w: i for i, w in enumerate(["<pad>", "</s>", "<unk>", "a", "high", "resolution", "video", "of", "digit"])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                            model_max_length=8).save_pretrained(tokenizer)
-    (tokenizer / "special_tokens_map.json").write_text(json.dumps({"pad_token": "<pad>", "eos_token": "</s>",
-                                                                   "unk_token": "<unk>"}))
-    (tokenizer / "spiece.model").write_bytes(b"stand-in")
-
-
-# diffusers' WanTransformer3DModel names -> the original Wan names (Wan2.1's modules/model.py), written out here
-# independently of the converter the loader uses
-WAN_ORIGINAL = [("condition_embedder.time_embedder.linear_1", "time_embedding.0"),
-                ("condition_embedder.time_embedder.linear_2", "time_embedding.2"),
-                ("condition_embedder.text_embedder.linear_1", "text_embedding.0"),
-                ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
-                ("condition_embedder.time_proj", "time_projection.1"), (".attn1.", ".self_attn."),
-                (".attn2.", ".cross_attn."), (".to_q.", ".q."), (".to_k.", ".k."), (".to_v.", ".v."),
-                (".to_out.0.", ".o."), (".norm2.", ".norm3."), ("ffn.net.0.proj", "ffn.0"), ("ffn.net.2", "ffn.2")]
-
-
-def _original_wan_name(key: str) -> str:
-    for new, old in WAN_ORIGINAL:
-        key = key.replace(new, old)
-    if key == "scale_shift_table":
-        return "head.modulation"
-    if key.startswith("proj_out."):
-        return "head.head." + key[len("proj_out."):]
-    return key.replace(".scale_shift_table", ".modulation")
+from standin_hub import COMMIT, TINY_GUIDED, _wan_transformer
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    """Tiny SD 1.5, LCM-LoRA, SDXL + DMD2 + VAE and CLIP repositories, and a random-weight RAM, behind a
-    loopback 'hub'."""
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    """The stand-in hub (tests/standin_hub.py) on loopback."""
     root = tmp_path_factory.mktemp("hub")
-
-    def repo(name):
-        """The repository's files at COMMIT, and the hub API's answer that its branch points there."""
-        hub = sc.checkpoint(name)["hub"]
-        api = root / "api" / "models" / hub / "revision" / "main"
-        api.parent.mkdir(parents=True, exist_ok=True)
-        api.write_text(json.dumps({"id": hub, "sha": COMMIT}))
-        return root / hub / "resolve" / COMMIT
-
-    # SD 1.5
-    sd = repo("sd15")
-    V = _clip_tokenizer(sd / "tokenizer")
-    _clip_text(sd / "text_encoder", V)
-    _unet(cross_attention_dim=32).save_pretrained(sd / "unet")
-    _vae().save_pretrained(sd / "vae")
-    # LCM-LoRA on the same UNet
-    unet = _unet(cross_attention_dim=32)
-    unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                init_lora_weights=False))
-    StableDiffusionPipeline.save_lora_weights(repo("lcm_lora_sd15"),
-                                              unet_lora_layers=convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)))
-    # SDXL base (text encoders, UNet config), DMD2 UNet weights, fp16-fix VAE
-    xl = repo("sdxl_base")
-    for t in ("tokenizer", "tokenizer_2"):
-        _clip_tokenizer(xl / t)
-    _clip_text(xl / "text_encoder", V)
-    _clip_text(xl / "text_encoder_2", V, with_projection=True)
-    xl_unet = _unet(cross_attention_dim=64, addition_embed_type="text_time", addition_time_embed_dim=4,
-                    projection_class_embeddings_input_dim=4 * 6 + 32)
-    xl_unet.save_pretrained(xl / "unet")
-    from safetensors.torch import save_file
-    save_file({k: v.half().contiguous() for k, v in _unet(cross_attention_dim=64, addition_embed_type="text_time",
-                                                           addition_time_embed_dim=4,
-                                                           projection_class_embeddings_input_dim=4 * 6 + 32,
-                                                           seed=2).state_dict().items()},
-              repo("sdxl_base_unet_fp16") / "unet" / "diffusion_pytorch_model.fp16.safetensors")
-    (repo("dmd2_sdxl_4step_unet")).mkdir(parents=True)
-    torch.save({k: v.half() for k, v in xl_unet.state_dict().items()},
-               repo("dmd2_sdxl_4step_unet") / "dmd2_sdxl_4step_unet_fp16.bin")
-    _vae().save_pretrained(repo("sdxl_vae_fp16_fix"))
-    # CLIP ViT-L/14
-    clip = repo("clip_vit_l14")
-    _clip_tokenizer(clip)
-    cfg = CLIPConfig(text_config=dict(vocab_size=V, hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                                      num_attention_heads=4, max_position_embeddings=16),
-                     vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                                        num_attention_heads=4, image_size=32, patch_size=8), projection_dim=16)
-    CLIPModel(cfg).save_pretrained(clip)
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(clip)
-    # deepinv's RAM (its size is fixed: 35.6 M parameters, stored in fp16 here)
-    from deepinv.models import RAM
-    torch.manual_seed(0)
-    repo("ram_deepinv").mkdir(parents=True)
-    torch.save({k: v.half() for k, v in RAM(pretrained=False, device="cpu").state_dict().items()},
-               repo("ram_deepinv") / "ram.pth.tar")
-
-    # Wan2.1-T2V-1.3B (diffusers layout: transformer config, video VAE, a UMT5 encoder in five shards, a
-    # tokenizer) and CausVid's generator in the original Wan names under 'model.' (a torch pickle)
-    wan = repo("wan21_t2v_1p3b")
-    _wan_transformer().save_config(wan / "transformer")
-    _wan_vae().save_pretrained(wan / "vae")
-    _umt5(wan / "text_encoder", wan / "tokenizer")
-    causvid = repo("causvid_bidirectional") / "bidirectional_checkpoint2"
-    causvid.mkdir(parents=True)
-    torch.save({"generator": {"model." + _original_wan_name(k): v for k, v in
-                              _wan_transformer(seed=1).state_dict().items()}}, causvid / "model.pt")
-
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    standin_hub.build_hub(root)
+    with standin_hub.serve(root) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -308,7 +112,7 @@ def test_clip(fetched):
     assert model(**inputs).logits_per_image.shape == (1, 1)
     features = paper.CLIPImageFeatures(model, processor)       # TReg's image tower, on [0, 1] grey images
     f = features(torch.rand(2, 1, 20, 20))
-    assert f.shape == (2, 16) and torch.allclose(f.norm(dim=-1), torch.ones(2), atol=1e-5)
+    assert f.shape == (2, 32) and torch.allclose(f.norm(dim=-1), torch.ones(2), atol=1e-5)
 
 
 def test_tampered_checkpoint_file_is_refused(fetched):
@@ -318,10 +122,6 @@ def test_tampered_checkpoint_file_is_refused(fetched):
     (root / "config.json").write_text("{}")
     with pytest.raises(ChecksumError, match="config.json"):
         fetch("sdxl_vae_fp16_fix")
-
-
-TINY_GUIDED = dict(image_size=32, model_channels=32, num_res_blocks=1, attention_resolutions=(8,), channel_mult=(1, 2),
-                   num_head_channels=16)
 
 
 def test_guided_unet_is_deepinvs_diffunet():
@@ -415,10 +215,9 @@ def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypat
     independently (deepinv's own stacked physics over the dense matrix of A), UD2M counts one RAM call per
     step, and an adapter's fine-tuned copy (``ram.*`` tensors) loads back into the same architecture."""
     import deepinv as dinv
-    from deepinv.utils import TensorList
-
-    from ipbench import physics
     from conftest import dense
+    from deepinv.utils import TensorList
+    from ipbench import physics
     from ipbench.methods import ud2m
     from ipbench.priors.ram import PhysicsRAMWarmStart, load_ram
     from ipbench.store.catalog import resolve
@@ -494,10 +293,12 @@ def test_the_fetch_stage_pins_the_commit_and_compute_jobs_run_offline(hub, tmp_p
 
 
 def test_the_default_lock_is_outside_the_tracked_tree():
-    """Runs record hashes and commits in resources/checksums.lock, which git ignores: a run stays clean."""
+    """Runs record hashes and commits in resources/checksums.lock of their working directory (beside the fetched
+    files), which git ignores in a checkout: a run stays clean."""
     import subprocess
+
     from ipbench.datasets.fetch import DEFAULT_LOCK
-    assert DEFAULT_LOCK == sc.ROOT / "resources" / "checksums.lock"
+    assert DEFAULT_LOCK == Path("resources") / "checksums.lock"
     assert subprocess.run(["git", "check-ignore", "-q", str(DEFAULT_LOCK)], cwd=sc.ROOT).returncode == 0
     assert not (sc.ROOT / "config" / "checksums.lock").exists()
 

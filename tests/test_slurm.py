@@ -4,7 +4,6 @@ job on this machine and record its options). The jobs ask what the paper profile
 one shard's first job is lost with its node and is retried alone."""
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,16 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slurm_standin import install
+from slurm_standin import install, submitted_rule
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def _rule(sub: dict) -> tuple[str, dict]:
-    """The rule and wildcards of a submission (its command's --target-jobs 'rule:key=value,...')."""
-    rule, wildcards = re.search(r"--target-jobs '(\w+):([^']*)'", sub["command"]).groups()
-    return rule, dict(kv.split("=", 1) for kv in wildcards.split(",") if kv)
 
 
 def test_the_smoke_profile_runs_through_the_slurm_executor(tmp_path):
@@ -40,7 +33,7 @@ def test_the_smoke_profile_runs_through_the_slurm_executor(tmp_path):
     assert (tmp_path / "run/results/table_sr4.md").exists()
 
     subs = [json.loads(line) for line in (tmp_path / "cluster/submissions.jsonl").read_text().splitlines()]
-    jobs = [(*_rule(s), s["options"]) for s in subs]
+    jobs = [(*submitted_rule(s), s["options"]) for s in subs]
     rules = {r for r, _, _ in jobs}
     assert {"degrade", "solve", "score"} <= rules and not rules & {"table", "bench", "all"}   # light ones local
     from ipbench.suite import config as sc
