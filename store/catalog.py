@@ -84,3 +84,54 @@ def prior_files(name: str, path: Path = CATALOGUE) -> list[str]:
     for dep in entry.get("needs", []):
         files += prior_files(dep, path)
     return files
+
+
+def pin(locked: dict, path: Path = CATALOGUE, names: list[str] | None = None) -> dict:
+    """Write what a run's lock file recorded into the catalogue itself, deliberately (``python -m ipbench pin``,
+    then commit): each fetched hub entry's branch ``revision`` becomes the commit it was fetched at, and a
+    ``sha256`` mapping of its files is added; url entries get the mapping. The file is edited line by line, so
+    its comments and order stay. An entry already pinned to other hashes is an error, not overwritten. Returns
+    {name: what was pinned}."""
+    import re
+    text = Path(path).read_text()
+    lines = text.splitlines(keepends=True)
+    catalogue = yaml.safe_load(text)
+    starts = [i for i, line in enumerate(lines) if re.match(r"[A-Za-z0-9_]+:\s*$", line)]
+    expected, done, out = copy.deepcopy(catalogue), {}, lines[:starts[0]]
+    for start, end in zip(starts, starts[1:] + [len(lines)]):
+        name = lines[start].split(":")[0]
+        block, entry = lines[start:end], catalogue[name]
+        if "files" not in entry or (names and name not in names):
+            out += block
+            continue
+        pinned = {}
+        branch = str(entry.get("revision", "main"))
+        commit = locked.get(f"{name}@{branch}") if "hub" in entry else None
+        if commit and commit != branch:
+            block = [f"  revision: '{commit}'   # {branch} when pinned\n" if line.startswith("  revision:") else line
+                     for line in block]
+            expected[name]["revision"] = pinned["revision"] = commit
+        hashes = {f: locked.get(f"{name}/{f}") for f in entry["files"]}
+        if all(hashes.values()):
+            old = entry.get("sha256") or {}
+            clash = {f: (old[f], h) for f, h in hashes.items() if f in old and old[f] != h}
+            if clash:
+                raise ValueError(f"{name}: the catalogue pins other sha256s than the lock recorded: {clash}")
+            if not old:
+                body = len(block)                  # blank and comment lines at the end belong to the next entry
+                while body > 1 and (not block[body - 1].strip() or block[body - 1].startswith("#")):
+                    body -= 1
+                block[body:body] = ["  sha256:\n"] + [f"    {f}: '{h}'\n" for f, h in hashes.items()]
+                expected[name]["sha256"] = pinned["sha256"] = hashes
+        if pinned:
+            done[name] = pinned
+        out += block
+    new = "".join(out)
+    comments = [line for line in lines if line.lstrip().startswith("#")]
+    if yaml.safe_load(new) != expected or [line for line in out if line.lstrip().startswith("#")] != comments:
+        raise RuntimeError(f"pinning would change {path} beyond the pinned values: nothing written")
+    if done:
+        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+        tmp.write_text(new)
+        os.replace(tmp, path)
+    return done

@@ -24,6 +24,9 @@ def main(argv=None) -> int:
     p.add_argument("--name", required=True, help="key of config/checkpoints.yaml")
     p.add_argument("--out", required=True, help="manifest written once every file is verified")
     p.add_argument("--lock", help="lock file of recorded sha256s and commits (default: resources/checksums.lock)")
+    p = sub.add_parser("pin", help="write the commits and sha256s a run locked into config/checkpoints.yaml")
+    p.add_argument("--lock", default="resources/checksums.lock", help="the run's lock file")
+    p.add_argument("names", nargs="*", help="only these checkpoints (default: every one the lock holds)")
     p = sub.add_parser("degrade", help="draw the measurements of a task")
     p.add_argument("--spec", required=True)
     p.add_argument("--out", required=True)
@@ -109,6 +112,11 @@ def main(argv=None) -> int:
         elif args.stage == "fetch-checkpoint":
             from ipbench.priors.paper import fetch_manifest
             print(json.dumps(fetch_manifest(args.name, args.out, lock_path=args.lock), indent=1))
+        elif args.stage == "pin":
+            from pathlib import Path
+
+            from ipbench.store.catalog import pin
+            print(json.dumps(pin(json.loads(Path(args.lock).read_text()), names=args.names or None), indent=1))
         elif args.stage == "degrade":
             stages.degrade(spec, args.out, args.dataset_file, args.lock)
         elif args.stage == "solve":

@@ -390,3 +390,32 @@ def test_ud2m_lora_goes_on_adm_qkv_and_proj_out_and_starts_as_the_prior():
     assert not any(p.requires_grad for name, p in net.named_parameters() if "lora_" not in name)
     with torch.no_grad():
         assert torch.allclose(prior.eps(x, 500), before, atol=1e-6)
+
+
+def test_pin_writes_the_locked_commits_and_hashes_into_the_catalogue(tmp_path):
+    """``python -m ipbench pin``: a run's locked commit and file hashes become the catalogue's own pins (the
+    branch replaced by the commit, a sha256 per file), by a deliberate command; comments, order and every
+    other value stay; pinning twice changes nothing; a lock that disagrees with a pin is refused."""
+    import yaml
+    from ipbench.store.catalog import CATALOGUE, pin
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text(CATALOGUE.read_text())
+    before = yaml.safe_load(path.read_text())
+    sd15 = {f"sd15/{f}": f"{i:064x}" for i, f in enumerate(before["sd15"]["files"])}
+    lock = {"sd15@main": COMMIT, **sd15, "adm_imagenet256_uncond/256x256_diffusion_uncond.pt": "ab" * 32,
+            "clip_vit_l14@main": COMMIT}                                  # CLIP: commit locked, files not yet
+    assert sorted(pin(lock, path)) == ["adm_imagenet256_uncond", "clip_vit_l14", "sd15"]
+    after = yaml.safe_load(path.read_text())
+    assert after["sd15"]["revision"] == COMMIT and after["sd15"]["sha256"] == {k[5:]: v for k, v in sd15.items()}
+    assert after["adm_imagenet256_uncond"]["sha256"] == {"256x256_diffusion_uncond.pt": "ab" * 32}
+    assert after["clip_vit_l14"]["revision"] == COMMIT and "sha256" not in after["clip_vit_l14"]
+    for entry in ("sd15", "adm_imagenet256_uncond", "clip_vit_l14"):
+        for k in ("revision", "sha256"):
+            after[entry].pop(k, None), before[entry].pop(k, None)
+    assert after == before
+    text = path.read_text()
+    assert text.startswith("# Weights the suite ships") and "dtype: float16   # TReg's official code" in text
+    assert "  revision: '0123456789abcdef0123456789abcdef01234567'   # main when pinned\n" in text
+    assert pin(lock, path) == {} and path.read_text() == text
+    with pytest.raises(ValueError, match="other sha256s than the lock recorded"):
+        pin({**lock, "sd15/unet/config.json": "cd" * 32}, path)
