@@ -96,6 +96,9 @@ def pin(locked: dict, path: Path = CATALOGUE, names: list[str] | None = None) ->
     text = Path(path).read_text()
     lines = text.splitlines(keepends=True)
     catalogue = yaml.safe_load(text)
+    unknown = sorted(set(names or []) - set(catalogue))
+    if unknown:
+        raise ValueError(f"unknown checkpoint(s) {', '.join(unknown)}; valid: {', '.join(sorted(catalogue))}")
     starts = [i for i, line in enumerate(lines) if re.match(r"[A-Za-z0-9_]+:\s*$", line)]
     expected, done, out = copy.deepcopy(catalogue), {}, lines[:starts[0]]
     for start, end in zip(starts, starts[1:] + [len(lines)]):

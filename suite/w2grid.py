@@ -60,8 +60,8 @@ def cells(spec: dict, degraded: str, out: str, chunk: int = 250) -> None:
                      "w2": conditional_w2(e_x, e_xh, e_y), "w2_uncentered": conditional_w2(e_x, e_xh, e_y, "uncentered"),
                      "psnr": float(psnr(x_hat, x).mean())})
         print(f"K = {K}, N = {N}: W2 {rows[-1]['w2']:.3f}, PSNR {rows[-1]['psnr']:.2f} dB, {wall:.1f} s", flush=True)
-    io.write_json(out, {"task": spec["task"], "K": K, "adapter": spec.get("adapter"), "lam": lam,
-                        "warm_start": warm_start, "n_images": len(x), "rows": rows})
+    io.write_json(out, {"task": spec["task"], "K": K, "prior": spec["priors"]["pixel"], "adapter": spec.get("adapter"),
+                        "lam": lam, "warm_start": warm_start, "n_images": len(x), "rows": rows})
 
 
 def table(spec: dict, cell_files: list[str], paper_csv: str, out: str, out_csv: str | None = None) -> None:

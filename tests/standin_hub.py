@@ -74,7 +74,7 @@ def _wan_transformer(seed: int = 0):
     torch.manual_seed(seed)
     return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=8, in_channels=4,
                                  out_channels=4, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2,
-                                 rope_max_seq_len=32)
+                                 rope_max_seq_len=1024)    # the real one: 81 frames are 21 latent ones (41 here)
 
 
 def _wan_vae():
@@ -309,9 +309,10 @@ def _image_bytes(rng: np.random.Generator, size: int, fmt: str) -> bytes:
 
 
 def build_datasets(root: Path, resources: Path, endpoint: str, n: int = 6) -> dict:
-    """Tiny archives in the real formats: AFHQ's zip and MNIST's idx (downloaded from ``root/url/``), and
+    """Tiny archives in the real formats: AFHQ's and Adobe240's zips and MNIST's idx (downloaded from ``root/url/``), and
     ImageNet's validation tar (placed by hand into ``resources/datasets/``). Returns the config's ``datasets``
     overlay (the stand-in URLs; no pinned sha256: the first fetch locks it)."""
+    from PIL import Image
     rng = np.random.default_rng(0)
     (root / "url" / "afhq").mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(root / "url" / "afhq" / "afhq.zip", "w") as z:
@@ -329,7 +330,22 @@ def build_datasets(root: Path, resources: Path, endpoint: str, n: int = 6) -> di
             info = tarfile.TarInfo(f"ILSVRC2012_val_{i + 1:08d}.JPEG")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
+    # Adobe240's test videos (VIDUE's layout, test/<video>/<frame>.png): two of 81 frames, a bright blob moving
+    # across a smooth background, so that the frames have corners to track
+    rows, cols = np.mgrid[0:40, 0:60]
+    (root / "url" / "adobe240").mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(root / "url" / "adobe240" / "adobe240.zip", "w") as z:
+        for video in range(2):
+            background = rng.random(3) * 0.5
+            for f in range(81):
+                r, c = 12 + 8 * np.sin(f / 9 + video), 10 + 0.5 * f
+                blob = np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / 18.0)
+                frame = np.clip(background + blob[..., None] * np.array([0.9, 0.6, 0.3]), 0, 1)
+                buf = io.BytesIO()
+                Image.fromarray((frame * 255).astype(np.uint8)).save(buf, format="PNG")
+                z.writestr(f"adobe240/test/video{video}/{f:05d}.png", buf.getvalue())
     return {"afhq512_val": {"source": {"url": f"{endpoint}/url/afhq/afhq.zip"}},
+            "adobe240_test": {"source": {"url": f"{endpoint}/url/adobe240/adobe240.zip"}},
             "mnist_test": {"source": {"url": f"{endpoint}/url/mnist/t10k-images-idx3-ubyte.gz"}}}
 
 

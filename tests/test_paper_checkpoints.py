@@ -419,3 +419,5 @@ def test_pin_writes_the_locked_commits_and_hashes_into_the_catalogue(tmp_path):
     assert pin(lock, path) == {} and path.read_text() == text
     with pytest.raises(ValueError, match="other sha256s than the lock recorded"):
         pin({**lock, "sd15/unet/config.json": "cd" * 32}, path)
+    with pytest.raises(ValueError, match="unknown checkpoint.s. sd16"):
+        pin(lock, path, names=["sd16"])

@@ -6,6 +6,7 @@ weights and images (tiny replicas at 32 px, 4 images a task), the device (cpu) a
 solvers that take hundreds; everything else is config/paper.yaml as shipped."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,27 +19,33 @@ from slurm_standin import install, submitted_rule
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
-TARGETS = ["results/table_ud2m.md", "results/table_latino_pro.md", "results/table_w2_mnist.md"]
-TINY_TASKS = ["deblur_gaussian", "px_deblur_gaussian", "px_jpeg10"]
+TARGETS = ["results/table_ud2m.md", "results/table_latino_pro.md", "results/table_lvtino.md", "results/table_w2_mnist.md"]
+VIDEO_TASKS = ["problem_C", "problem_A"]
+TINY_TASKS = ["deblur_gaussian", "px_deblur_gaussian"]
+SPLIT = ["dps", "latino_pro"]        # the rows run in two shards of 2 (the others: one shard, two mini-batches)
 FEWER_STEPS = {"dps": {"steps": 20}, "ldps": {"steps": 20}, "psld": {"steps": 20}, "p2l": {"steps": 20},
                "treg": {"steps": 10}, "diffpir": {"steps": 10}, "i2sb": {"nfe": 19}, "cddb": {"nfe": 19}}
 
 
 def tiny_paper_config(endpoint: str, datasets: dict) -> dict:
-    """config/paper.yaml at 32 px on 4 images per task in shards of 2, on the CPU; its two image tables cut to
-    one latent and two pixel tasks (every solver of each table still runs), the MNIST grid to K, N in {1, 2} on
-    4 test digits."""
-    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    """config/paper.yaml at 32 px on 4 images per task in mini-batches of 2, on the CPU: the UD2M and LATINO-PRO
+    tables cut to one task each, the LVTINO table to Problems C and A on 2 clips at 32 x 48 (every solver of each
+    table still runs), the MNIST grid to K, N in {1, 2} on 4 test digits."""
     tasks = {t: {"image_size": 32} for t in TINY_TASKS}
+    tasks.update({t: {"image_size": 32, "n_images": 2} for t in VIDEO_TASKS})
+    tasks["problem_C"]["frames"] = 41                          # 81 at the published scale: the same path, half the cost
     tasks["deblur_gaussian"]["operator"] = {"name": "gaussian_blur", "sigma": 1.0}   # a 35 x 35 kernel at 32 px: no
-    return {"extends": "paper.yaml", "device": "cpu", "n_images": 4, "sharding": {"shard_size": 2, "batch_size": 2},
+    solvers = {s: {"hyper": h} for s, h in FEWER_STEPS.items()}
+    for s in SPLIT:
+        solvers.setdefault(s, {})["shard_size"] = 2
+    return {"extends": "paper.yaml", "device": "cpu", "n_images": 4, "sharding": {"shard_size": 4, "batch_size": 2},
             "datasets": {**datasets, "afhq512_val": {**datasets["afhq512_val"], "image_size": 32},
-                         "imagenet256_val": {"image_size": 32}},
+                         "imagenet256_val": {"image_size": 32},
+                         "adobe240_test": {**datasets["adobe240_test"], "image_size": 32, "frame_size": [32, 48]}},
             "tasks": tasks,
-            "solvers": {s: {"hyper": h} for s, h in FEWER_STEPS.items()},
-            "tables": {"ud2m": {"tasks": ["px_deblur_gaussian", "px_jpeg10"]},
-                       "latino_pro": {"tasks": ["deblur_gaussian"],
-                                      "solvers": paper["tables"]["latino_pro"]["solvers"]}},
+            "solvers": solvers,
+            "tables": {"ud2m": {"tasks": ["px_deblur_gaussian"]}, "latino_pro": {"tasks": ["deblur_gaussian"]},
+                       "lvtino": {"tasks": VIDEO_TASKS}},
             "w2_grids": {"mnist": {"n_images": 4, "K": [1, 2], "N": [1, 2]}}}
 
 
@@ -71,17 +78,18 @@ def test_the_paper_tables_come_out_of_the_real_dag(paper_run):
     run, config, subs = paper_run
     from ipbench.suite import config as sc
     cfg = sc.load(config)
-    for table in ("ud2m", "latino_pro"):
+    for table in ("ud2m", "latino_pro", "lvtino"):
         text = (run / f"results/table_{table}.md").read_text()
         pairs = sc.table_pairs(cfg, table)
         for task, solver in pairs:
             record = json.loads((run / f"results/score/paper/{task}/{solver}/record.json").read_text())
-            assert record["n_images"] == 4 and record["config"]["profile"] == "paper"
+            assert record["n_images"] == (2 if table == "lvtino" else 4) and record["config"]["profile"] == "paper"
             assert cfg["solvers"][solver]["label"] in text
-    assert len(sc.table_pairs(cfg, "ud2m")) == 10 and len(sc.table_pairs(cfg, "latino_pro")) == 6
+    assert [len(sc.table_pairs(cfg, t)) for t in ("ud2m", "latino_pro", "lvtino")] == [6, 6, 6]
     grid = (run / "results/table_w2_mnist.md").read_text()     # the real MNIST test digits, the suite's digit DDPM
-    assert "pixel_ddpm_wide" in json.dumps(json.loads((run / "results/w2/paper/mnist/K2.json").read_text()))
-    assert "| 2 |" in grid.replace("  ", " ")
+    cell = json.loads((run / "results/w2/paper/mnist/K2.json").read_text())
+    assert (cell["prior"], cell["adapter"], cell["n_images"]) == ("pixel_ddpm_wide", "ud2m_sr4_mnist_k2", 4)
+    assert re.search(r"^\| 2 +\| \d+\.\d+ \(3\.65\) +\| \d+\.\d+ \(2\.25\) +\|$", grid, re.M)   # beside the published K = 2
 
 
 def test_the_compute_jobs_went_to_the_cluster_with_the_paper_resources(paper_run):
@@ -98,7 +106,8 @@ def test_the_compute_jobs_went_to_the_cluster_with_the_paper_resources(paper_run
         if rule == "solve":
             lo, hi = sc.shard_spec(cfg, wc["task"], wc["solver"], int(wc["shard"]))["shard"]
             want = sc.job_resources(cfg, "solve", solver=wc["solver"], images=hi - lo)
-            assert opts["-p"] == "gpu" and opts["--gpus"] == "1"           # every solver of these tables has a network
+            gpu = wc["solver"] != "admm_tv"                                  # the one solver without a network
+            assert (opts["-p"], opts.get("--gpus")) == (("gpu", "1") if gpu else ("cpu", None))
         elif rule == "w2_cell":
             want = sc.job_resources(cfg, rule)
             assert opts["-p"] == "gpu" and opts["--gpus"] == "1"
@@ -107,21 +116,25 @@ def test_the_compute_jobs_went_to_the_cluster_with_the_paper_resources(paper_run
             want = sc.job_resources(cfg, rule.removeprefix("w2_"), **({"images": images} if images else {}))
             assert opts["-p"] == "cpu" and "--gpus" not in opts
         assert opts["--mem"] == str(want["mem_mb"]) and opts["-t"] == str(want["runtime"])
-    pairs = sc.table_pairs(cfg, "ud2m") + sc.table_pairs(cfg, "latino_pro")
+    pairs = [p for t in ("ud2m", "latino_pro", "lvtino") for p in sc.table_pairs(cfg, t)]
     solves = sorted((wc["task"], wc["solver"], wc["shard"]) for r, wc, _ in jobs if r == "solve")
-    assert solves == sorted((t, s, k) for t, s in pairs for k in ("0", "1"))
+    assert solves == sorted((t, s, k) for t, s in pairs for k in (("0", "1") if s in SPLIT else ("0",)))
+    for task, solver in pairs:                          # every shard's record, gathered by the scoring job
+        rec = json.loads((run / f"results/score/paper/{task}/{solver}/record.json").read_text())
+        assert [s["shard"] for s in rec["shards"]] == ([[0, 2], [2, 4]] if solver in SPLIT else [[0, rec["n_images"]]])
     print(f"{len(subs)} jobs submitted:", ", ".join(sorted({f"{r} -p {o['-p']} --mem {o['--mem']}" for r, _, o in jobs})))
 
 
 def test_downloads_came_first_and_are_pinned(paper_run):
-    """Every checkpoint the two tables read was fetched by the fetch stage at the stand-in hub's commit (hub
+    """Every checkpoint the tables read was fetched by the fetch stage at the stand-in hub's commit (hub
     repositories) or from its URL, each file's sha256 in the fetch manifest and the run's own lock; the bridges,
     placed by hand, were locked at first use. Nothing was written into the checkout's resources/."""
     run, _, _ = paper_run
     lock = json.loads((run / "resources/checksums.lock").read_text())
-    hub = {"sdxl_base", "dmd2_sdxl_4step_unet", "sdxl_vae_fp16_fix", "sd15", "clip_vit_l14", "ram_deepinv"}
+    hub = {"sdxl_base", "dmd2_sdxl_4step_unet", "sdxl_vae_fp16_fix", "sd15", "clip_vit_l14", "ram_deepinv",
+           "sdxl_base_unet_fp16", "wan21_t2v_1p3b", "causvid_bidirectional"}
     urls = {"adm_imagenet256_uncond", "inception_clean_fid", "vgg16_torchvision"}
-    bridges = {"i2sb_imagenet256_blur_gauss", "i2sb_imagenet256_jpeg10"}         # the two tasks' bridges
+    bridges = {"i2sb_imagenet256_blur_gauss"}                                    # the one pixel task's bridge
     fetched = {p.parent.name for p in (run / "resources/checkpoints").glob("*/fetched.json")}
     assert fetched == hub | urls | bridges
     for name in fetched:
@@ -129,6 +142,6 @@ def test_downloads_came_first_and_are_pinned(paper_run):
         assert manifest["files"] and all(lock[f"{name}/{f}"] == h for f, h in manifest["files"].items())
         assert manifest["revision"] == (standin_hub.COMMIT if name in hub else None)
         assert lock.get(f"{name}@main") == (standin_hub.COMMIT if name in hub else None)
-    assert lock["afhq512_val"] and lock["imagenet256_val"] and lock["mnist_test"]
+    assert all(lock[d] for d in ("afhq512_val", "imagenet256_val", "mnist_test", "adobe240_test"))
     checkout_lock = ROOT / "resources/checksums.lock"
     assert not checkout_lock.exists() or "adm_imagenet256_uncond/256x256_diffusion_uncond.pt" not in checkout_lock.read_text()
