@@ -4,12 +4,16 @@ from ipbench.datasets.fetch import local_name
 LOCK = "resources/checksums.lock"   # in the working directory, beside resources/checkpoints and resources/datasets (untracked)
 
 
-def dataset_file(wildcards):
+def dataset_file_of(task):
     """The verified dataset file a task reads (paper profile); none for the embedded digits."""
     if config["data"]["kind"] != "paper_datasets":
         return []
-    recipe = suite_config.dataset_recipe(config, wildcards.task)
+    recipe = suite_config.dataset_recipe(config, task)
     return f"resources/datasets/{recipe['key']}/{local_name(recipe['source'])}"
+
+
+def dataset_file(wildcards):
+    return dataset_file_of(wildcards.task)
 
 
 rule fetch_dataset:

@@ -1,7 +1,5 @@
 # UD2M's MNIST study: a K x N grid of conditional W2 (results/table_w2_<grid>.md). One job per K
 # (its distilled adapter, every N); the grid's task is degraded on its own number of test digits.
-from types import SimpleNamespace
-
 W2_GRIDS = list(config.get("w2_grids", {}))
 
 
@@ -11,7 +9,7 @@ wildcard_constraints:
 
 rule w2_degrade:
     input:
-        lambda wc: dataset_file(SimpleNamespace(task=config["w2_grids"][wc.grid]["task"])),
+        lambda wc: dataset_file_of(config["w2_grids"][wc.grid]["task"]),
     output:
         "results/w2/{profile}/{grid}/degraded.safetensors",
     log:

@@ -125,10 +125,11 @@ def _cross_check(cfg: dict) -> list[str]:
     for bname, bench in cfg.get("benches", {}).items():
         if bench["table"] not in cfg["tables"]:
             out.append(_unknown("table", bench["table"], f"benches/{bname}/table", cfg["tables"]))
+    known = catalogue() if cfg.get("w2_grids") else {}
     for gname, grid in cfg.get("w2_grids", {}).items():
         if grid["task"] not in cfg["tasks"]:
             out.append(_unknown("task", grid["task"], f"w2_grids/{gname}/task", cfg["tasks"]))
-        known, prior = catalogue(), grid.get("prior", cfg.get("priors", {}).get("pixel"))
+        prior = grid.get("prior", cfg.get("priors", {}).get("pixel"))
         for where, name in [("prior", grid.get("prior")), *((f"adapters/{k}", v) for k, v in grid["adapters"].items())]:
             if name and name not in known:
                 out.append(_unknown("checkpoint", name, f"w2_grids/{gname}/{where}", known))

@@ -267,25 +267,25 @@ def build_downloads(root: Path, endpoint: str) -> dict:
     import torchvision
     from ipbench.priors.guided_unet import GuidedUNet
 
-    def place(name):
+    overlay = {}
+
+    def place(name) -> Path:
+        """The file's place on the stand-in site; the overlay points the entry's ``url`` there."""
         path = root / "url" / name / sc.checkpoint(name)["files"][0]
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path, f"{endpoint}/url/{name}/{path.name}"
+        overlay[name] = {"url": f"{endpoint}/url/{name}/{path.name}"}
+        return path
 
-    overlay = {}
     torch.manual_seed(0)
-    adm, overlay["adm_imagenet256_uncond"] = place("adm_imagenet256_uncond"), {"architecture": TINY_ADM}
     net = GuidedUNet(**TINY_ADM)
     for p in net.parameters():
         p.data.normal_(0, 0.02)
-    torch.save(net.state_dict(), adm[0])
-    inception, overlay["inception_clean_fid"] = place("inception_clean_fid"), {}
-    torch.jit.script(_Inception()).save(str(inception[0]))
-    vgg, overlay["vgg16_torchvision"] = place("vgg16_torchvision"), {}
+    torch.save(net.state_dict(), place("adm_imagenet256_uncond"))
+    torch.jit.script(_Inception()).save(str(place("inception_clean_fid")))
     # LPIPS reads only the convolutional part (``features.*``) of torchvision's file: the classifier is left out
-    torch.save({k: v for k, v in torchvision.models.vgg16().state_dict().items() if k.startswith("features.")}, vgg[0])
-    for name, (_, url) in zip(overlay, (adm, inception, vgg)):
-        overlay[name]["url"] = url
+    torch.save({k: v for k, v in torchvision.models.vgg16().state_dict().items() if k.startswith("features.")},
+               place("vgg16_torchvision"))
+    overlay["adm_imagenet256_uncond"]["architecture"] = TINY_ADM
     overlay.update({name: {"architecture": TINY_I2SB} for name in BRIDGES})
     return overlay
 

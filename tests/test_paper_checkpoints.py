@@ -167,14 +167,11 @@ def test_i2sb_bridge_is_placed_by_hand_verified_and_loads_its_ema_weights(tmp_pa
     from ipbench.priors.guided_unet import GuidedUNet
     from ipbench.store.files import ChecksumError
     name = "i2sb_imagenet256_blur_gauss"
-    torch.manual_seed(0)
+    ckpt = standin_hub.i2sb_latest()
     net, ema = GuidedUNet(**TINY_GUIDED, out_channels=3), GuidedUNet(**TINY_GUIDED, out_channels=3)
-    for p in ema.parameters():
-        p.data.normal_(0, 0.02)
-    ckpt = {"net": {f"diffusion_model.{k}": v for k, v in net.state_dict().items()},
-            "ema": {"decay": 0.9999, "num_updates": 10, "shadow_params": [p.detach().clone() for p in ema.parameters()],
-                    "collected_params": None},
-            "optimizer": {"state": {}, "param_groups": [{"lr": 5e-5, "params": [0]}]}, "sched": None}
+    net.load_state_dict({k.removeprefix("diffusion_model."): v for k, v in ckpt["net"].items()})
+    for p, shadow in zip(ema.parameters(), ckpt["ema"]["shadow_params"]):    # torch_ema's order: the parameters'
+        p.data.copy_(shadow)
     lock = tmp_path / "checksums.lock"
     monkeypatch.setenv("IPBENCH_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="runs offline"):
