@@ -31,7 +31,9 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
                   lr: float, ema_decay: float, seed: int, desc: str,
                   condition: Callable[[torch.Tensor, torch.Generator], dict] | None = None,
                   warmup: int = 500, bf16: bool = False,
-                  max_seconds: float | None = None) -> tuple[torch.nn.Module, dict]:
+                  max_seconds: float | None = None,
+                  snapshot: Callable[[int, torch.nn.Module], None] | None = None,
+                  snapshot_every: int = 0) -> tuple[torch.nn.Module, dict]:
     """Train ``unet`` on ``data`` (N, ...); ``condition(idx, g)`` gives extra network kwargs. Parameters with
     ``requires_grad`` off stay as they are.
 
@@ -39,7 +41,9 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
     and ``--steps`` of that number reproduces the run (the learning rate is constant after the warm-up).
 
     ``bf16``: the forward pass under bfloat16 autocast (weights, gradients, optimiser and EMA stay float32);
-    about 1.5x faster on CPUs with AVX-512 BF16 for networks of a few million parameters."""
+    about 1.5x faster on CPUs with AVX-512 BF16 for networks of a few million parameters.
+
+    ``snapshot(step, ema)`` every ``snapshot_every`` steps: to gate a long run while it goes on."""
     g = torch.Generator().manual_seed(seed)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     abar = abar.float()
@@ -61,6 +65,8 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
         loss = F.mse_loss(pred.float(), eps)
         train_step(opt, loss, unet, ema, ema_decay, losses, bar, step)
         sched.step()
+        if snapshot is not None and snapshot_every and (step + 1) % snapshot_every == 0:
+            snapshot(step + 1, ema)
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
             "precision": "bf16 autocast" if bf16 else "float32",
             "wall_time_s": round(time.time() - t0, 1), "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:]),
