@@ -17,11 +17,12 @@ include: "rules/score.smk"
 include: "rules/tables.smk"
 include: "rules/w2.smk"
 include: "rules/figures.smk"
+include: "rules/speed.smk"
 
 
 # light jobs and downloads run where Snakemake runs (compute nodes are often offline), never submitted to a
 # cluster; the others ask what config `cluster` says
-localrules: all, fetch_dataset, fetch_checkpoint, figures, retrain, table, bench, calibration_report, w2_table, unknown_record, unknown_table
+localrules: all, bench_speed, fetch_dataset, fetch_checkpoint, figures, retrain, table, bench, calibration_report, w2_table, unknown_record, unknown_table
 
 
 rule all:

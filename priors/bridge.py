@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from .calls import CallLog
+from .precision import autocast
 
 
 def bridge_betas(N: int = 1000, beta_max: float = 0.3) -> torch.Tensor:
@@ -38,6 +39,7 @@ class BridgePrior:
         self.beta_max, self.ot_ode, self.N = beta_max, ot_ode, N
         self.nfe = 0
         self.calls = CallLog()
+        self.bf16 = False                                        # priors/precision.py
 
     def eps(self, x_n: torch.Tensor, n) -> torch.Tensor:
         self.nfe += x_n.shape[0]
@@ -46,7 +48,8 @@ class BridgePrior:
 
     def _eps(self, x_n, n):
         n = torch.as_tensor(n, device=x_n.device).expand(x_n.shape[0])
-        return self.net(x_n, n).sample
+        with autocast(x_n, self.bf16):
+            return self.net(x_n, n).sample.to(x_n.dtype)
 
     def q_sample(self, x0: torch.Tensor, x1: torch.Tensor, n: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         s2, sb2 = (v[n].view(-1, *([1] * (x0.ndim - 1))).to(x0) for v in (self.sigma2, self.sigmabar2))

@@ -17,6 +17,7 @@ from ipbench.physics.base import standard_normal
 
 from .calls import CallLog, LoggedAutoencoder
 from .diffusion import add_noise, tweedie
+from .precision import autocast, differentiated
 from .schedules import alpha_bar
 
 
@@ -72,11 +73,18 @@ class LatentDiffusionPrior(LoggedAutoencoder):
 
     # The networks run in the dtype they were loaded in (config/checkpoints.yaml `dtype`: the official codes' fp16
     # for SD 1.5 and SDXL); what the solvers see is float32, so their data steps stay in float32.
+    # ``bf16``: bfloat16 autocast in the autoencoder and the denoiser's forward-only calls (priors/precision.py)
+    bf16 = False
+
     def _encode(self, x):
-        return self.vae.encode((x * 2 - 1).to(self.vae.dtype)).latent_dist.mean.float() * self.scaling_factor
+        with autocast(x, self.bf16):
+            z = self.vae.encode((x * 2 - 1).to(self.vae.dtype)).latent_dist.mean
+        return z.float() * self.scaling_factor
 
     def _decode(self, z):
-        return (self.vae.decode((z / self.scaling_factor).to(self.vae.dtype)).sample.float() + 1) / 2
+        with autocast(z, self.bf16):
+            x = self.vae.decode((z / self.scaling_factor).to(self.vae.dtype)).sample
+        return (x.float() + 1) / 2
 
     def embed(self, prompts: list[str]) -> torch.Tensor:
         """(B, tokens, dim) token embeddings; each distinct prompt is encoded once."""
@@ -107,7 +115,9 @@ class LatentDiffusionPrior(LoggedAutoencoder):
     def _eps(self, z_t, t, c, **conditions):
         t = torch.as_tensor(t, device=z_t.device).expand(z_t.shape[0])
         dtype = self.unet.dtype
-        return self.unet(z_t.to(dtype), t, encoder_hidden_states=c.to(dtype), **conditions).sample.to(z_t.dtype)
+        with autocast(z_t, self.bf16 and not differentiated(z_t, c)):
+            eps = self.unet(z_t.to(dtype), t, encoder_hidden_states=c.to(dtype), **conditions).sample
+        return eps.to(z_t.dtype)
 
     def image_features(self, x: torch.Tensor) -> torch.Tensor:
         """Unit-norm image features in the space of the token embeddings (the image tower of the

@@ -12,6 +12,7 @@ import torch
 from diffusers import UNet2DModel
 
 from .calls import CallLog
+from .precision import autocast
 from .schedules import alpha_bar
 
 # sized to train in about 40 minutes on 2 CPU cores: 1.1 M parameters, attention at 8 x 8
@@ -50,7 +51,7 @@ class PixelDiffusionPrior:
     """eps(x_t, t) of an epsilon-prediction network, with its schedule and an NFE counter.
 
     ``nfe`` counts network evaluations per image (a call on a batch of B images adds B). ``bf16 = True`` runs
-    the network under bfloat16 autocast and returns float32 (distillation uses it for speed; solvers do not).
+    the network under bfloat16 autocast and returns float32 (``priors/precision.py``).
     >>> prior = PixelDiffusionPrior(build_unet(block_out_channels=(8, 8, 8), norm_num_groups=4, attention_head_dim=4))
     >>> prior.eps(torch.zeros(2, 1, 32, 32), torch.tensor([999, 999])).shape
     torch.Size([2, 1, 32, 32])
@@ -74,7 +75,7 @@ class PixelDiffusionPrior:
 
     def _eps(self, x_t: torch.Tensor, t) -> torch.Tensor:
         t = torch.as_tensor(t, device=x_t.device).expand(x_t.shape[0])
-        with torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with autocast(x_t, self.bf16):
             if self.adm:  # guided-diffusion's UNet (deepinv DiffUNet): [eps, variance] on the channel axis
                 out = self.unet(x_t, t, type_t="timestep")[:, : x_t.shape[1]]
             else:

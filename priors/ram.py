@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from diffusers import UNet2DModel
 
+from .precision import autocast
+
 RCOND = 0.03                      # the truncation of A^dagger, as UD2M's f_psi without RAM (methods/ud2m.py)
 TASKS = ("px_deblur_gaussian", "px_deblur_uniform", "px_sr4", "px_jpeg10", "px_inpaint70")
 CONFIG = dict(sample_size=32, in_channels=3, out_channels=1, layers_per_block=1, block_out_channels=(16, 32, 32),
@@ -52,7 +54,8 @@ class RAMWarmStart:
 
     def _run(self, inp: torch.Tensor, t) -> torch.Tensor:
         t = torch.as_tensor(t, device=inp.device).expand(inp.shape[0])
-        return self.net(inp, t).sample
+        with autocast(inp, getattr(self.counter, "bf16", False)):      # the precision of the prior it serves
+            return self.net(inp, t).sample.to(inp.dtype)
 
     def __call__(self, x_t, t, y, op) -> torch.Tensor:
         inp, b = self.inputs(x_t, y, op)

@@ -84,6 +84,14 @@ def main(argv=None) -> int:
     p.add_argument("--grid", required=True, action="append", help="name=v1,v2,... (repeat for a product grid)")
     p.add_argument("--n", type=int, default=20, help="training digits")
     p.add_argument("--link", nargs="*", default=[], help="name=factor: set name to factor x the grid value")
+    p = sub.add_parser("speed", help="a speed lever side by side, the networks alone, or their report (suite/speed.py)")
+    p.add_argument("kind", choices=["pair", "networks", "report"])
+    p.add_argument("--spec", help="pair, networks: the job's spec")
+    p.add_argument("--degraded", help="pair: the task's measurements")
+    p.add_argument("--networks", help="report: the networks' record")
+    p.add_argument("--title", help="report: its title (JSON string)")
+    p.add_argument("--out", required=True)
+    p.add_argument("records", nargs="*", help="report: the pairs' records")
     p = sub.add_parser("check", help="validate a config file")
     p.add_argument("config")
     p = sub.add_parser("restore", help="restore an image of your own (suite/restore.py)",
@@ -104,7 +112,7 @@ def main(argv=None) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    spec = json.loads(args.spec) if hasattr(args, "spec") else None
+    spec = json.loads(args.spec) if getattr(args, "spec", None) else None
     try:
         if args.stage == "fetch":
             from ipbench.datasets.fetch import Lock, fetch
@@ -154,6 +162,18 @@ def main(argv=None) -> int:
             from .restore import restore
             print(json.dumps(restore(args.task, args.solver, args.image, args.out, profile=args.profile,
                                      samples=args.samples, clean=args.clean), indent=1))
+        elif args.stage == "speed":
+            from . import speed
+            if args.kind == "pair":
+                speed.speed_pair(spec, args.degraded, args.out)
+            elif args.kind == "networks":
+                speed.speed_networks(spec["priors"], args.out, batch=spec["batch"])
+            else:
+                from pathlib import Path
+                pairs = [json.loads(Path(r).read_text()) for r in args.records]
+                nets = json.loads(Path(args.networks).read_text()) if args.networks else None
+                Path(args.out).write_text(speed.render(json.loads(args.title) if args.title else "Speed levers",
+                                                       pairs, nets))
         elif args.stage == "check":
             from .config import load
             cfg = load(args.config)

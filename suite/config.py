@@ -122,6 +122,13 @@ def _cross_check(cfg: dict) -> list[str]:
             priors = cfg.get("priors", {})
             names = [priors.get("pixel"), priors.get("bridge", {}).get(tname)]
             out += [e for n in names if n for e in [prior_size_error(n, task["image_size"], tname)] if e]
+    for task, solvers in cfg.get("speed", {}).get("runs", {}).items():
+        if task not in cfg["tasks"]:
+            out.append(_unknown("task", task, "speed/runs", cfg["tasks"]))
+            continue
+        out += [_unknown("solver", x, f"speed/runs/{task}", cfg["solvers"]) for x in solvers if x not in cfg["solvers"]]
+        out += [f"speed/runs/{task}: solver {x!r} does not run on task {task!r}" for x in solvers
+                if x in cfg["solvers"] and not applies(cfg, task, x)]
     for bname, bench in cfg.get("benches", {}).items():
         if bench["table"] not in cfg["tables"]:
             out.append(_unknown("table", bench["table"], f"benches/{bname}/table", cfg["tables"]))
@@ -243,7 +250,8 @@ def solve_spec(cfg: dict, task: str, solver: str) -> dict:
     s = require(cfg, "solvers", solver)
     hyper = {**s.get("hyper", {}), **s.get("per_task", {}).get(task, {})}
     out = {**degrade_spec(cfg, task), "solver": solver, "module": module_name(cfg, solver), "hyper": hyper,
-           "device": cfg["device"], "bare_timing_every": cfg["bare_timing_every"], "bare_timing": cfg["bare_timing"],
+           "device": cfg["device"], "precision": cfg["precision"],
+           "bare_timing_every": cfg["bare_timing_every"], "bare_timing": cfg["bare_timing"],
            "solver_images": min(s.get("n_images", task_images(cfg, task)), task_images(cfg, task))}
     n, sharding = out["solver_images"], cfg.get("sharding", {})
     out["shard_size"] = min(s.get("shard_size") or sharding.get("shard_size") or n, n)
@@ -380,6 +388,32 @@ def bench_spec(cfg: dict, name: str) -> dict:
     bench = require(cfg, "benches", name)
     require(cfg, "tables", bench["table"])
     return {"name": name, "title": bench["title"], "table": bench["table"], "paper_table": bench.get("paper_table")}
+
+
+def speed_pairs(cfg: dict) -> list[tuple[str, str, str]]:
+    """The (lever, task, solver) measurements behind results/bench_speed.md."""
+    speed = cfg.get("speed", {})
+    return [(lever, t, s) for lever in speed.get("levers", {}) for t, solvers in speed.get("runs", {}).items()
+            for s in solvers]
+
+
+def speed_spec(cfg: dict, lever: str, task: str, solver: str) -> dict:
+    """One solver's solve spec on the first ``speed.n_images`` measurements, with the lever to measure."""
+    speed = cfg.get("speed") or {}
+    if lever not in speed.get("levers", {}):
+        raise ValueError(f"unknown speed lever {lever!r}; valid: {', '.join(speed.get('levers', {})) or 'none'}")
+    out = solve_spec(cfg, task, solver)
+    n = min(speed["n_images"], task_images(cfg, task))
+    return {**out, "solver_images": n, "shard_size": n, "batch_size": min(out["batch_size"], n), "lever": lever,
+            "lever_overrides": speed["levers"][lever]}
+
+
+def speed_networks_spec(cfg: dict) -> dict:
+    """The networks timed alone for results/bench_speed.md: the profile's pixel and latent priors."""
+    from ipbench.store.catalog import prior_files as files
+    priors = {k: cfg["priors"][k] for k in ("pixel", "latent") if k in cfg.get("priors", {})}
+    return {"priors": priors, "batch": cfg.get("speed", {}).get("batch", 20),
+            "files": sorted({f for name in priors.values() for f in files(name)})}
 
 
 def table_spec(cfg: dict, name: str) -> dict:

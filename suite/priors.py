@@ -19,7 +19,14 @@ KINDS = ("pixel", "latent", "consistency", "bridge", "video", "video_latent")
 # (``prior.image_features``; TReg's adaptive negation).
 
 
-def load_prior(kind: str, priors: dict):
+def load_prior(kind: str, priors: dict, precision: str = "float32"):
+    """The prior of ``kind`` behind the profile's ``priors``, its weights frozen, its networks' ``precision`` set
+    (``priors/precision.py``)."""
+    from ipbench.priors.precision import set_precision
+    return set_precision(_load_kind(kind, priors), precision)
+
+
+def _load_kind(kind: str, priors: dict):
     if kind not in KINDS:
         raise ValueError(f"unknown prior kind {kind!r}; valid: {', '.join(KINDS)}")
     from ipbench.suite.registry import prior_keys

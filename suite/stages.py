@@ -93,7 +93,7 @@ def solve(spec: dict, degraded: str, out_samples: str, out_meta: str) -> None:
     if kind:
         from ipbench.suite.priors import load_prior
         with stopwatch(device) as loading:
-            prior = load_prior(kind, spec.get("priors", {})).to(device)
+            prior = load_prior(kind, spec.get("priors", {}), spec.get("precision", "float32")).to(device)
         load_s = loading["wall_time_s"]
         log.info("%s prior %s loaded and sha256-verified in %.2f s", kind, spec["priors"], load_s)
     index = data["index"].tolist()

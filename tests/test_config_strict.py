@@ -138,8 +138,8 @@ main()
 """
 
 
-@pytest.mark.parametrize("args", [["results/table_deblur.md"],      # the paper profile's `all`: 2,000+ jobs to plan
-                                  pytest.param(["all", "--config", "profile=paper"], marks=pytest.mark.slow)])
+@pytest.mark.slow                # Snakemake in a fresh process (about 20 s; the paper profile's `all`: 2,000+ jobs)
+@pytest.mark.parametrize("args", [["results/table_deblur.md"], ["all", "--config", "profile=paper"]])
 def test_planning_the_dag_imports_no_torch(tmp_path, args):
     out = subprocess.run([sys.executable, "-c", NO_TORCH, str(ROOT / "Snakefile"), str(tmp_path), *args],
                          capture_output=True, text=True)

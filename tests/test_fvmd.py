@@ -49,6 +49,7 @@ def test_lucas_kanade_tracks_a_translation_at_its_speed():
     assert np.allclose(h[1:, 1:3, 1:3, 6], 100 * 2 / 8) and np.allclose(h[0, 1:3, 1:3, 6], 75 * 2 / 8)
 
 
+@pytest.mark.slow            # tracks points through 9 clips (about 10 s)
 def test_fvmd_of_identical_sets_and_of_different_motions():
     """Identical sets: Tr(2 S) - 2 Tr(S + eps I) = -2 eps D exactly (the package's offset); a set moving the
     other way is far away, and further than a set moving the same way at another texture."""

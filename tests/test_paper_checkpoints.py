@@ -207,6 +207,7 @@ def test_i2sb_bridge_is_placed_by_hand_verified_and_loads_its_ema_weights(tmp_pa
         paper.materialize(name, tmp_path, lock_path=lock)
 
 
+@pytest.mark.slow            # a dense matrix through RAM (about 10 s)
 def test_deepinv_ram_is_ud2m_warm_start_on_the_whitened_stack(fetched, monkeypatch, tmp_path):
     """deepinv's RAM, fetched and loaded as UD2M+RAM's warm start: its call equals RAM run on a stack built
     independently (deepinv's own stacked physics over the dense matrix of A), UD2M counts one RAM call per
@@ -307,6 +308,7 @@ def _record_many(args):
         Lock(path).record(f"w{worker}/{i}", f"{worker}-{i}")
 
 
+@pytest.mark.slow            # parallel processes (about 10 s)
 def test_parallel_jobs_never_lose_a_lock_entry(tmp_path):
     """Eight processes recording 20 hashes each into one lock file (parallel fetch jobs): all 160 remain."""
     from multiprocessing import get_context

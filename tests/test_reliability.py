@@ -57,6 +57,7 @@ def test_task_parameters_are_checked_when_the_dag_is_planned(tmp_path, entry, me
     assert "Traceback" not in out
 
 
+@pytest.mark.slow            # plans the DAG in a fresh process (about 10 s)
 def test_a_key_given_on_the_command_line_overrides_the_profile(tmp_path):
     rc, out = plan(tmp_path, "--config", "profile=smoke", "n_images=4", "--", "results/table_deblur.md")
     assert rc == 0, out[-1500:]
@@ -65,6 +66,7 @@ def test_a_key_given_on_the_command_line_overrides_the_profile(tmp_path):
     assert sc.select({"n_images": 5})["profile"] == "embedded"
 
 
+@pytest.mark.slow            # one fresh process per bad input (about 10 s)
 def test_the_command_line_turns_every_error_into_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("profile: x\ntasks: [\n")
@@ -118,6 +120,7 @@ def test_a_damaged_intermediate_is_named_removed_and_rebuilt_when_needed(tmp_pat
     assert record.stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow            # fresh processes (about 10 s)
 def test_identical_tensors_give_identical_bytes_in_every_process(tmp_path):
     code = ("import sys, torch; from ipbench.suite import io; "
             "io.write_tensors(sys.argv[1], {'x': torch.arange(6.0), 'index': torch.arange(3)}, "

@@ -61,6 +61,7 @@ def test_images_that_do_not_fit_say_what_would(digit, tmp_path):
         restore("px_sr4", "pinv", str(tmp_path / "none.png"), str(tmp_path / "x.png"))
 
 
+@pytest.mark.slow            # the command line in a fresh process (about 10 s)
 def test_the_command_line(digit, tmp_path):
     path, _ = digit
     out = subprocess.run([sys.executable, "-m", "ipbench", "restore", "--task", "px_deblur_gaussian", "--solver",

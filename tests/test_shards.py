@@ -110,6 +110,7 @@ def test_peak_memory_follows_the_mini_batch_not_the_number_of_images(tmp_path):
     assert unbatched > 1.3 * four
 
 
+@pytest.mark.slow            # fresh processes (about 10 s)
 def test_peak_memory_is_the_jobs_own_not_its_parents():
     """A job spawned by a large process (a test runner, a workflow manager) reports its own peak: on Linux
     ``ru_maxrss`` carries the parent's peak across ``exec``, which made every small solve report the runner's
