@@ -214,3 +214,17 @@ def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch)
     assert entry["sha256"] == sha256_of(tmp_path / "priors" / "weights" / "ud2m_a.safetensors") == sha256_of(src)
     with pytest.raises(SystemExit):
         install.main([str(src), "ud2m_a", "--from-card", "--train-module", "ipbench.training.ud2m_distill"])
+
+
+def test_video_gate_measures_a_candidate_file(tmp_path, monkeypatch):
+    """``gates video_dm --weights F --n-per-digit k``: the clips come from F (a run's snapshot), not the shipped file."""
+    from ipbench.priors import video_dm
+    from ipbench.training import gates
+    seen, real = [], video_dm.load_video_dm
+    monkeypatch.setattr(video_dm, "load_video_dm",        # what the gate asks for; then the shipped file stands in
+                        lambda ck, consistency=False: seen.append(ck) or real(gates.resolve("video_dm"), consistency))
+    report = gates.video_gate("video_dm", n_per_digit=1, steps=2, weights=str(tmp_path / "cand.safetensors"))
+    assert [ck["path"] for ck in seen] == [str(tmp_path / "cand.safetensors")] and seen[0]["sha256"] is None
+    assert report["n_clips"] == 10 and "passed" in report
+    with pytest.raises(SystemExit):
+        gates.main(["latent_dm", "--n-per-digit", "2"])

@@ -148,7 +148,7 @@ def clip_statistics(clips: torch.Tensor, labels: torch.Tensor) -> dict:
 
 @torch.no_grad()
 def video_gate(name: str, n_per_digit: int | None = None, steps: int = 25, guidance: float = 3.0, seed: int = 0,
-               figure: str | None = None) -> dict:
+               figure: str | None = None, weights: str | None = None) -> dict:
     """Clips for 'a video of a handwritten digit k' (``n_per_digit``: 5 for the video DM, 10 for the consistency
     model): the video DM by DDIM (``steps``, CFG ``guidance``), the video consistency model by 4-step multistep
     consistency sampling. The same statistics on the 100 test clips are the
@@ -162,7 +162,8 @@ def video_gate(name: str, n_per_digit: int | None = None, steps: int = 25, guida
     from ipbench.priors.video_dm import load_video_dm
     consistency = name in trained_by("ipbench.training.vcm")
     n_per_digit = n_per_digit or (10 if consistency else 5)
-    prior = load_video_dm(resolve(name), consistency=consistency)
+    ck = resolve(name) if weights is None else {**resolve(name), "path": weights, "sha256": None}   # a candidate
+    prior = load_video_dm(ck, consistency=consistency)
     g = torch.Generator().manual_seed(seed)
     shape = (n_per_digit, 25, 4, 8, 8)
     clips, labels = [], []
@@ -205,11 +206,17 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("prior", choices=sorted(GATES))
     ap.add_argument("--figure", default=None)
-    ap.add_argument("--weights", default=None, help="pixel_ddpm only: gate this file instead of the shipped one")
+    ap.add_argument("--weights", default=None,
+                    help="pixel DDPMs and video priors: gate this file (a candidate) instead of the shipped one")
+    ap.add_argument("--n-per-digit", type=int, default=None, help="video priors: clips per digit (a quick look)")
     args = ap.parse_args(argv)
-    if args.weights and args.prior not in PIXEL_DDPMS:
-        ap.error("--weights is for the pixel DDPM only")
+    if args.weights and args.prior not in PIXEL_DDPMS + VIDEO_PRIORS:
+        ap.error("--weights is for the pixel DDPMs and the video priors")
+    if args.n_per_digit and args.prior not in VIDEO_PRIORS:
+        ap.error("--n-per-digit is for the video priors")
     kwargs = {"weights": args.weights} if args.weights else {}
+    if args.n_per_digit:
+        kwargs["n_per_digit"] = args.n_per_digit
     print(json.dumps(GATES[args.prior](figure=args.figure, **kwargs), indent=1))
 
 
