@@ -229,7 +229,8 @@ def render(spec: dict, records: list[dict], numbers: list[dict]) -> tuple[str, p
         raise ValueError(f"records of several profiles in one table: {sorted(profiles)}")
     any_rec = records[0]
     lines = [f"# {spec['title']}", "",
-             f"Profile `{spec['profile']}`; git revision `{any_rec['git_revision']}`. "
+             f"Profile `{spec['profile']}`; git revision `{any_rec['git_revision']}`; network precision "
+             f"{', '.join(sorted({r['config'].get('precision', 'float32') for r in records}))} (config `precision`). "
              "Each cell: measured mean ± standard error over the images (published value in parentheses, "
              "where the papers report one). NFE is counted, not declared: network evaluations per image.",
              "",
