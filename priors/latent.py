@@ -73,16 +73,16 @@ class LatentDiffusionPrior(LoggedAutoencoder):
 
     # The networks run in the dtype they were loaded in (config/checkpoints.yaml `dtype`: the official codes' fp16
     # for SD 1.5 and SDXL); what the solvers see is float32, so their data steps stay in float32.
-    # ``bf16``: bfloat16 autocast in the autoencoder and the denoiser's forward-only calls (priors/precision.py)
+    # ``bf16``: bfloat16 autocast in the forward-only calls of the autoencoder and the denoiser (priors/precision.py)
     bf16 = False
 
     def _encode(self, x):
-        with autocast(x, self.bf16):
+        with autocast(x, self.bf16 and not differentiated(x)):
             z = self.vae.encode((x * 2 - 1).to(self.vae.dtype)).latent_dist.mean
         return z.float() * self.scaling_factor
 
     def _decode(self, z):
-        with autocast(z, self.bf16):
+        with autocast(z, self.bf16 and not differentiated(z)):
             x = self.vae.decode((z / self.scaling_factor).to(self.vae.dtype)).sample
         return (x.float() + 1) / 2
 

@@ -3,11 +3,12 @@
 ``bf16``: a prior's networks run under bfloat16 autocast where that was measured faster on CPU, and nothing
 else changes precision: a call takes and returns float32, so a solver's data steps (gradients of the
 likelihood, CG, SVDs, proximal steps) and every metric stay in float32. Where (``suite/speed.py`` measures it
-per network and per solver): the autoencoder's encoder and decoder, with or without a backward pass, and every
-denoiser's forward-only calls. A denoiser call whose input is differentiated (DPS, LDPS, PSLD, P2L) stays in
-float32 for the latent U-Net, whose backward under autocast measured slower than in float32; the pixel U-Nets
-gain in both. ``float32``: no autocast (the reference; the paper profile's networks run in the dtype of their
-checkpoint entry instead).
+per network and per solver, ``results/bench_speed.md``): every forward-only call (denoisers, bridges, RAM, the
+autoencoder), and the pixel denoiser's calls that a solver differentiates (DPS). The latent family's
+differentiated calls (the U-Net, encoder and decoder under LDPS, PSLD and P2L) stay in float32: through a
+backward pass they gained little or lost, and LDPS's and PSLD's 1,000-step trajectories moved (PSNR by up to
+1.4 dB on an image) where DPS's did not. ``float32``: no autocast (the reference; the paper profile's networks
+run in the dtype of their checkpoint entry instead).
 """
 from __future__ import annotations
 

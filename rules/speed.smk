@@ -44,4 +44,4 @@ rule bench_speed:
         title=lambda wc: json.dumps(config.get("speed", {}).get("title", "Speed levers")),
     shell:
         "{SUITE} speed report --title {params.title:q} --networks {input.networks:q} --out {output:q} "
-        "{input.pairs:q} 2> {log:q}"
+        "--records {input.pairs:q} 2> {log:q}"

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--networks", help="report: the networks' record")
     p.add_argument("--title", help="report: its title (JSON string)")
     p.add_argument("--out", required=True)
-    p.add_argument("records", nargs="*", help="report: the pairs' records")
+    p.add_argument("--records", nargs="*", default=[], help="report: the pairs' records")
     p = sub.add_parser("check", help="validate a config file")
     p.add_argument("config")
     p = sub.add_parser("restore", help="restore an image of your own (suite/restore.py)",

@@ -1,5 +1,6 @@
 """Reduced precision (priors/precision.py): a call under bf16 takes and returns float32, stays close to the float32
-call, and a differentiated latent-denoiser call is not autocast at all; the profile key is checked."""
+call, and the latent family's differentiated calls (denoiser, encoder, decoder) are not autocast at all; the
+profile key is checked."""
 import copy
 
 import pytest
@@ -26,7 +27,7 @@ def test_bf16_calls_return_float32_close_to_the_float32_calls(tiny_consistency_p
         assert (b - a).norm() <= 0.03 * a.norm()                          # ... at bfloat16's precision
 
 
-def test_a_differentiated_latent_denoiser_call_stays_in_float32(tiny_consistency_prior):
+def test_differentiated_latent_calls_stay_in_float32(tiny_consistency_prior):
     prior = tiny_consistency_prior
     z = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(1), requires_grad=True)
     c = prior.embed(["a photo of a handwritten digit 3"] * 2)
@@ -39,6 +40,13 @@ def test_a_differentiated_latent_denoiser_call_stays_in_float32(tiny_consistency
     finally:
         set_precision(prior, "float32")
     assert torch.equal(ref, low) and not torch.equal(ref, forward_only)
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    set_precision(prior, "bf16")
+    try:
+        decoded, encoded = prior.decode(z), prior.encode(x)
+    finally:
+        set_precision(prior, "float32")
+    assert torch.equal(decoded, prior.decode(z)) and torch.equal(encoded, prior.encode(x))
     low.sum().backward()
     assert z.grad is not None and torch.isfinite(z.grad).all()
 
