@@ -26,15 +26,16 @@ import torch
 LEVER_KEYS = ("precision", "batch_size", "threads")
 
 
-def machine() -> dict:
+def machine(device: str = "cpu") -> dict:
     """What the times were measured on."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
-    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "device": "cpu"}
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                 platform.processor())
+    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "device": device}
 
 
-def _run(spec: dict, degraded: str, overrides: dict, workdir: str, tag: str) -> dict:
+def _run(spec: dict, degraded: str, truth: torch.Tensor, overrides: dict, workdir: str, tag: str) -> dict:
     from ipbench.metrics.image import psnr
     from ipbench.suite import io, stages
     unknown = set(overrides) - set(LEVER_KEYS)
@@ -50,28 +51,28 @@ def _run(spec: dict, degraded: str, overrides: dict, workdir: str, tag: str) -> 
     finally:
         torch.set_num_threads(threads)
     out, m = io.read_tensors(samples), json.loads(Path(meta).read_text())
-    truth = io.read_tensors(degraded)["x"][: len(out["x_hat"])]
     n = len(out["x_hat"])
     return {"overrides": overrides, "wall_time_s": m["wall_time_s"], "seconds_per_image": m["wall_time_s"] / n,
             "nfe_per_image": m["nfe_total"] / n, "batch_size": run["batch_size"],
-            "threads": int(overrides.get("threads", threads)), "psnr": psnr(out["x_hat"], truth).tolist()}
+            "threads": int(overrides.get("threads", threads)), "psnr": psnr(out["x_hat"], truth[:n]).tolist()}
 
 
 def speed_pair(spec: dict, degraded: str, out: str) -> dict:
     """One solver before and after a lever (``spec``: ``suite.config.speed_spec``; ``solver_images`` the images,
     ``lever_overrides`` the lever's before and after)."""
+    from ipbench.suite import io
     lever = spec["lever_overrides"]
     spec = {**spec, "shard": [0, spec["solver_images"]]}
+    truth = io.read_tensors(degraded)["x"]
     with tempfile.TemporaryDirectory() as tmp:
-        before = _run(spec, degraded, lever.get("before", {}), tmp, "before")
-        after = _run(spec, degraded, lever.get("after", {}), tmp, "after")
+        before, after = (_run(spec, degraded, truth, lever.get(tag, {}), tmp, tag) for tag in ("before", "after"))
     diff = np.array(after["psnr"]) - np.array(before["psnr"])
     record = {"task": spec["task"], "solver": spec["solver"], "lever": spec["lever"], "profile": spec["profile"],
               "n_images": len(diff), "before": before, "after": after,
               "speedup": before["wall_time_s"] / after["wall_time_s"],
               "psnr_diff_mean": float(diff.mean()),
               "psnr_diff_se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan"),
-              "psnr_diff_max_abs": float(np.abs(diff).max()), "machine": machine()}
+              "psnr_diff_max_abs": float(np.abs(diff).max()), "machine": machine(spec.get("device", "cpu"))}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(record, indent=1))
     return record
@@ -140,7 +141,7 @@ def render(title: str, pairs: list[dict], nets: dict | None) -> str:
     """``results/bench_speed.md`` from the pair records and the network record."""
     m = (pairs[0] if pairs else nets)["machine"]
     lines = [f"# {title}", "",
-             f"Measured on {m['cpu']} ({m['cores']} cores), torch {m['torch']}, CPU. Each solver ran twice in one "
+             f"Measured on {m['cpu']} ({m['cores']} cores), torch {m['torch']}, device {m['device']}. Each solver ran twice in one "
              "process on the same measurements and per-image seeds, before then after the lever; time: the solve "
              "alone (no prior load, no bare-call timing). ΔPSNR: after - before, paired per image, mean ± "
              "standard error (kept: |mean| < 0.05 dB).", "",
