@@ -143,8 +143,8 @@ def render(title: str, pairs: list[dict], nets: dict | None) -> str:
     lines = [f"# {title}", "",
              f"Measured on {m['cpu']} ({m['cores']} cores), torch {m['torch']}, device {m['device']}. "
              "Each solver ran twice in one process on the same measurements and per-image seeds, before then "
-             "after the lever; time: the solve alone (no prior load, no bare-call timing). ΔPSNR: after - before, paired per image, mean ± "
-             "standard error (kept: |mean| < 0.05 dB).", "",
+             "after the lever; time: the solve alone (no prior load, no bare-call timing). ΔPSNR: after - "
+             "before, paired per image, mean ± standard error (kept: |mean| < 0.05 dB).", "",
              "| lever | task | solver | images | NFE / image | before s / image | after s / image | speed-up "
              "| PSNR before | PSNR after | ΔPSNR dB | max abs Δ | metric |", "|" + "---|" * 13]
     for r in pairs:
