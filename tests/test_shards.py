@@ -21,7 +21,7 @@ import torch
 import ipbench.suite.priors as sp
 from ipbench.priors.pixel_ddpm import PixelDiffusionPrior, build_unet
 
-def tiny_prior(kind, priors):
+def tiny_prior(kind, priors, precision="float32"):
     torch.manual_seed(0)
     return sp.frozen(PixelDiffusionPrior(build_unet(sample_size=64, in_channels=3, out_channels=3,
                                                     block_out_channels=(16, 32, 32), norm_num_groups=8,

@@ -33,7 +33,7 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
                   warmup: int = 500, bf16: bool = False,
                   max_seconds: float | None = None,
                   snapshot: Callable[[int, torch.nn.Module], None] | None = None,
-                  snapshot_every: int = 0) -> tuple[torch.nn.Module, dict]:
+                  snapshot_every: int = 0, t_power: float = 1.0) -> tuple[torch.nn.Module, dict]:
     """Train ``unet`` on ``data`` (N, ...); ``condition(idx, g)`` gives extra network kwargs. Parameters with
     ``requires_grad`` off stay as they are.
 
@@ -43,7 +43,10 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
     ``bf16``: the forward pass under bfloat16 autocast (weights, gradients, optimiser and EMA stay float32);
     about 1.5x faster on CPUs with AVX-512 BF16 for networks of a few million parameters.
 
-    ``snapshot(step, ema)`` every ``snapshot_every`` steps: to gate a long run while it goes on."""
+    ``snapshot(step, ema)`` every ``snapshot_every`` steps: to gate a long run while it goes on.
+
+    ``t_power``: timesteps drawn as floor(T u^(1 / t_power)), u uniform: 1 is the usual uniform draw, 2 a density
+    rising linearly with t (more of the training where the sample's layout is decided)."""
     g = torch.Generator().manual_seed(seed)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     abar = abar.float()
@@ -57,7 +60,10 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
         idx = torch.randint(len(data), (batch_size,), generator=g)
         kwargs = condition(idx, g) if condition else {}
         x0 = data[idx]
-        t = torch.randint(0, len(abar), (batch_size,), generator=g)
+        if t_power == 1.0:
+            t = torch.randint(0, len(abar), (batch_size,), generator=g)
+        else:
+            t = (len(abar) * torch.rand(batch_size, generator=g) ** (1 / t_power)).long().clamp_max(len(abar) - 1)
         eps = torch.randn(x0.shape, generator=g)
         a = abar[t].view(-1, *([1] * (x0.ndim - 1)))
         with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -68,7 +74,7 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
         if snapshot is not None and snapshot_every and (step + 1) % snapshot_every == 0:
             snapshot(step + 1, ema)
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
-            "precision": "bf16 autocast" if bf16 else "float32",
+            "precision": "bf16 autocast" if bf16 else "float32", **({"t_power": t_power} if t_power != 1.0 else {}),
             "wall_time_s": round(time.time() - t0, 1), "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:]),
             "parameters": sum(p.numel() for p in unet.parameters()),
             "trained_parameters": sum(p.numel() for p in unet.parameters() if p.requires_grad)}

@@ -45,7 +45,7 @@ def encode_training_clips(n: int, batch: int = 500, cache: str | None = None) ->
 def train(latents, labels, steps: int, batch_size: int = 8, lr: float = 2e-4, p_generic: float = 0.1,
           p_empty: float = 0.1, ema_decay: float = 0.995, warmup: int = 100, motion_only: bool = True,
           max_seconds: float | None = None, seed: int = 0, init: str | None = None, snapshot=None,
-          snapshot_every: int = 0):
+          snapshot_every: int = 0, t_power: float = 1.0):
     """``motion_only``: train the motion modules alone, the image U-Net's layers frozen (AnimateDiff's recipe;
     a third cheaper per step). Float32: bf16 autocast measured slower on this network at 25 frames."""
     from ipbench.datasets.video import GENERIC_VIDEO_PROMPT, video_caption
@@ -72,7 +72,8 @@ def train(latents, labels, steps: int, batch_size: int = 8, lr: float = 2e-4, p_
 
     ema, card = train_epsilon(unet, latents, alpha_bar("scaled_linear"), steps=steps, batch_size=batch_size, lr=lr,
                               ema_decay=ema_decay, seed=seed, desc="video DM", condition=condition, warmup=warmup,
-                              max_seconds=max_seconds, snapshot=snapshot, snapshot_every=snapshot_every)
+                              max_seconds=max_seconds, snapshot=snapshot, snapshot_every=snapshot_every,
+                              t_power=t_power)
     return ema, {**card, "p_generic": p_generic, "p_empty": p_empty, "init": init or "latent_dm", "clips": len(latents),
                  "motion_only": motion_only}
 
@@ -90,6 +91,9 @@ def main(argv=None):
     ap.add_argument("--latents-cache", default=None, help="keep the encoded training clips in this file")
     ap.add_argument("--snapshot-every", type=int, default=0,
                     help="also write the EMA weights so far to OUT.stepN.safetensors every this many steps")
+    ap.add_argument("--t-power", type=float, default=1.0,
+                    help="timesteps drawn as T u^(1/p): 1 uniform, 2 weighted toward high noise (see train_epsilon)")
+    ap.add_argument("--whole", action="store_true", help="train every layer, not only the motion modules")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     z, labels = encode_training_clips(args.clips, cache=args.latents_cache)
@@ -100,7 +104,8 @@ def main(argv=None):
 
     unet, card = train(z, labels, args.steps, batch_size=args.batch_size, seed=args.seed, init=args.init,
                        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
-                       snapshot=snapshot, snapshot_every=args.snapshot_every)
+                       snapshot=snapshot, snapshot_every=args.snapshot_every, t_power=args.t_power,
+                       motion_only=not args.whole)
     save_weights(unet, args.out, metadata={"card": json.dumps(card), "motion": json.dumps(MOTION)})
     print(json.dumps(card, indent=1))
 
