@@ -85,7 +85,7 @@ def restore(task: str, solver: str, image: str, out: str, *, profile: str = "emb
     prior = None
     if prior_kind(spec["module"]):
         from ipbench.suite.priors import load_prior
-        prior = load_prior(prior_kind(spec["module"]), spec["priors"])
+        prior = load_prior(prior_kind(spec["module"]), spec["priors"], spec["precision"])
         prior.calls.progress(f"{solver} on {task}, {samples} sample(s)")
     hyper = with_prompts(spec["hyper"], torch.full((samples,), -1), task)
     gens = generators(profile, task, f"restore/{solver}", range(samples))
