@@ -92,14 +92,10 @@ def pin(locked: dict, path: Path = CATALOGUE, names: list[str] | None = None) ->
     ``sha256`` mapping of its files is added; url entries get the mapping. The file is edited line by line, so
     its comments and order stay. An entry already pinned to other hashes is an error, not overwritten. Returns
     {name: what was pinned}."""
-    import re
-    text = Path(path).read_text()
-    lines = text.splitlines(keepends=True)
-    catalogue = yaml.safe_load(text)
+    lines, catalogue, starts = _blocks(path)
     unknown = sorted(set(names or []) - set(catalogue))
     if unknown:
         raise ValueError(f"unknown checkpoint(s) {', '.join(unknown)}; valid: {', '.join(sorted(catalogue))}")
-    starts = [i for i, line in enumerate(lines) if re.match(r"[A-Za-z0-9_]+:\s*$", line)]
     expected, done, out = copy.deepcopy(catalogue), {}, lines[:starts[0]]
     for start, end in zip(starts, starts[1:] + [len(lines)]):
         name = lines[start].split(":")[0]
@@ -121,20 +117,58 @@ def pin(locked: dict, path: Path = CATALOGUE, names: list[str] | None = None) ->
             if clash:
                 raise ValueError(f"{name}: the catalogue pins other sha256s than the lock recorded: {clash}")
             if not old:
-                body = len(block)                  # blank and comment lines at the end belong to the next entry
-                while body > 1 and (not block[body - 1].strip() or block[body - 1].startswith("#")):
-                    body -= 1
+                body = _body_end(block)
                 block[body:body] = ["  sha256:\n"] + [f"    {f}: '{h}'\n" for f, h in hashes.items()]
                 expected[name]["sha256"] = pinned["sha256"] = hashes
         if pinned:
             done[name] = pinned
         out += block
+    if done:
+        _write_checked(path, lines, out, expected, "pinning")
+    return done
+
+
+def set_entry(name: str, entry: dict, path: Path = CATALOGUE) -> None:
+    """Replace one entry of the catalogue (or add it after the last shipped one), line by line: every other
+    entry, the comments and the order stay (``python -m ipbench.training.install``)."""
+    lines, catalogue, starts = _blocks(path)
+    rendered = yaml.safe_dump({name: entry}, sort_keys=False, width=120).splitlines(keepends=True)
+    bounds = dict((lines[s].split(":")[0], (s, e)) for s, e in zip(starts, starts[1:] + [len(lines)]))
+    if name in bounds:
+        start, end = bounds[name]
+        block = lines[start:end]
+        out = lines[:start] + rendered + block[_body_end(block):] + lines[end:]
+    else:
+        shipped = [n for n in bounds if "path" in catalogue[n]]
+        start, end = bounds[shipped[-1]] if shipped else (starts[0], starts[0])
+        at = start + _body_end(lines[start:end]) if shipped else start
+        out = lines[:at] + rendered + lines[at:]
+    _write_checked(path, lines, out, {**catalogue, name: entry}, "installing " + name)
+
+
+def _blocks(path: Path) -> tuple[list[str], dict, list[int]]:
+    """The catalogue's lines, its parsed content and the line index where each top-level entry starts."""
+    import re
+    text = Path(path).read_text()
+    lines = text.splitlines(keepends=True)
+    return lines, yaml.safe_load(text), [i for i, line in enumerate(lines) if re.match(r"[A-Za-z0-9_]+:\s*$", line)]
+
+
+def _body_end(block: list[str]) -> int:
+    """Where an entry's own lines end: blank and comment lines at its end belong to the next entry."""
+    body = len(block)
+    while body > 1 and (not block[body - 1].strip() or block[body - 1].startswith("#")):
+        body -= 1
+    return body
+
+
+def _write_checked(path: Path, lines: list[str], out: list[str], expected: dict, what: str) -> None:
+    """Write ``out`` atomically if it parses to ``expected`` and keeps every comment line of ``lines``."""
     new = "".join(out)
     comments = [line for line in lines if line.lstrip().startswith("#")]
-    if yaml.safe_load(new) != expected or [line for line in out if line.lstrip().startswith("#")] != comments:
-        raise RuntimeError(f"pinning would change {path} beyond the pinned values: nothing written")
-    if done:
-        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-        tmp.write_text(new)
-        os.replace(tmp, path)
-    return done
+    kept = [line for line in out if line.lstrip().startswith("#")]
+    if yaml.safe_load(new) != expected or [c for c in comments if c not in kept]:
+        raise RuntimeError(f"{what} would change {path} beyond its entry: nothing written")
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)

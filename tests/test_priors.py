@@ -205,7 +205,9 @@ def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch)
     src = tmp_path / "a.safetensors"
     save_tensors({"w": torch.ones(2)}, src, metadata={"card": json.dumps({"command": command})})
     (tmp_path / "priors" / "weights").mkdir(parents=True)
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"hub_net": {"hub": "x/y"}}))
+    catalogue = ("# the catalogue's header\nshipped_net:\n  path: priors/weights/s.safetensors\n  sha256: ab\n\n"
+                 "# a fetched one\nhub_net:\n  hub: x/y\n  dtype: float16   # as its official code\n")
+    (tmp_path / "c.yaml").write_text(catalogue)
     monkeypatch.setattr(install, "ROOT", tmp_path)
     monkeypatch.setattr(install, "install", functools.partial(install.install, checkpoints=tmp_path / "c.yaml"))
     install.main([str(src), "ud2m_a", "--from-card", "--needs", "pixel_ddpm_wide"])
@@ -214,6 +216,15 @@ def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch)
     assert entry["sha256"] == sha256_of(tmp_path / "priors" / "weights" / "ud2m_a.safetensors") == sha256_of(src)
     with pytest.raises(SystemExit):
         install.main([str(src), "ud2m_a", "--from-card", "--train-module", "ipbench.training.ud2m_distill"])
+    # the new entry follows the shipped ones; the other entries, their comments and their order stay as written,
+    # and installing again replaces the entry in place
+    written = (tmp_path / "c.yaml").read_text()
+    before, after = catalogue.split("\n# a fetched one\n")
+    assert written.startswith(before) and written.endswith("\n# a fetched one\n" + after)
+    install.main([str(src), "ud2m_a", "--train-module", "ipbench.training.ud2m_distill", "--train-args", "steps=5"])
+    again = (tmp_path / "c.yaml").read_text()
+    assert again.startswith(before) and again.endswith("\n# a fetched one\n" + after)
+    assert yaml.safe_load(again)["ud2m_a"]["train"]["args"] == {"steps": 5} and again.count("ud2m_a:") == 1
 
 
 def test_video_gate_measures_a_candidate_file(tmp_path, monkeypatch):

@@ -16,15 +16,9 @@ from pathlib import Path
 import yaml
 from safetensors import safe_open
 
-from ipbench.store.catalog import CONFIG_DIR, ROOT
+from ipbench.store.catalog import CONFIG_DIR, ROOT, set_entry
 from ipbench.store.files import sha256_of
 
-HEADER = """# Weights the suite ships (pinned by sha256, model card beside each file) and the published
-# checkpoints of the paper profile (hub repository or URL and files; no sha256 is pinned where it
-# cannot be known here: the first download records each file's hash in resources/checksums.lock and
-# every later use is checked against it). Retrain the shipped ones with `snakemake --cores all
-# retrain` (files land in results/retrain/) and install one with `python -m ipbench.training.install`.
-"""
 CARRIED = ("scaling_factor", "feature_rms")
 
 
@@ -46,16 +40,12 @@ def install(src: Path, name: str, train_module: str, train_args: dict, needs: li
     card = card_of(dest)
     if src.with_suffix(".md").exists() and src.resolve() != dest.resolve():     # a card written by the trainer
         shutil.copyfile(src.with_suffix(".md"), dest.with_suffix(".md"))
-    entries = yaml.safe_load(checkpoints.read_text())
     entry = {"path": str(dest.relative_to(ROOT)), "sha256": sha256_of(dest), "card": f"priors/weights/{name}.md"}
     entry.update({k: card[k] for k in CARRIED if k in card})
     if needs:
         entry["needs"] = needs
     entry["train"] = {"module": train_module, "args": train_args}
-    shipped = {k: v for k, v in entries.items() if "path" in v and k != name}
-    fetched = {k: v for k, v in entries.items() if "path" not in v and k != name}
-    merged = {**shipped, name: entry, **fetched}
-    checkpoints.write_text(HEADER + yaml.safe_dump(merged, sort_keys=False, width=120))
+    set_entry(name, entry, checkpoints)
     return {"entry": entry, "card": card}
 
 
