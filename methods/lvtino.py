@@ -13,7 +13,8 @@ As the official code (``bidirectional_LVTINO*.py``), with its per-problem settin
   first step: A: Chambolle-Pock on 1/2 |Ax - y|^2 + lam |D_t x|_1 from the VCM output (no proximity term),
   200 iterations; B: prox_{gamma g}(VCM output), gamma 3539 then 1363 from k = 2; C: 55 Adam steps on
   1/2 |Ax - y|^2 + lam TV3D_eps(x). Second step: A: 19 CG iterations on (A^T A + 1e-6) x = A^T y + 1e-6 x^{k+3/4}
-  from x^{k+3/4}; B: prox, gamma 16868 then 2721 from k = 3; C: 23 CG iterations on A^T A x = A^T y;
+  from x^{k+3/4}; B: prox, gamma 16868 then 2721 from k = 2 (the code's counter is k + 1 there: its ICM step
+  opens its next iteration); C: 23 CG iterations on A^T A x = A^T y;
 - the ICM timesteps used are entries 1.. of [499, 374, 249, 124, 124] (A, B) and [499, 249, 63] (C): 374, 249,
   124, 124 and 249, 63 (the code indexes them with k >= 1); one noise draw shared by the frames of a clip;
 - the output is the last VCM estimate x^{N-1/4} (the official code discards the last likelihood step);
@@ -75,7 +76,8 @@ def second_step(kind: str, op, x, y_pm, aty, k: int, hp: dict):
     if kind == "cg":
         return conjugate_gradient(op.AtA, aty, x, hp["cg_iter"])
     if kind == "prox":
-        return op.prox(x, y_pm, hp["gamma_second"][0] if k < 3 else hp["gamma_second"][1]).clamp(-1, 1)
+        # the official loop runs this step at the start of its iteration k + 1 and switches gamma when that is >= 3
+        return op.prox(x, y_pm, hp["gamma_second"][0] if k + 1 < 3 else hp["gamma_second"][1]).clamp(-1, 1)
     raise ValueError(f"unknown second likelihood step {kind!r}")
 
 

@@ -82,6 +82,23 @@ def test_vcm_timesteps_match_the_official_noise_levels():
     assert abs(float(abar[682] / (1 - abar[682])) / snr_flow - 1) < 0.02
 
 
+def test_lvtino_problem_b_switches_its_gammas_where_the_official_loop_does():
+    """bidirectional_LVTINO.py: the prox after the VCM takes 3539 while its iteration index < 2, the prox after
+    the ICM 16868 while index < 3; the ICM step opens iteration index, so it follows the suite's VCM step
+    k = index - 1. Over the five VCM steps: first gammas at k = 0..4, second gammas at k = 0..3."""
+    from ipbench.methods.lvtino import first_step, second_step
+
+    class Op:
+        def prox(self, x, y, gamma):
+            return torch.full_like(x, gamma / 1e5)
+    hp = {"gamma_first": (3539.0, 1363.0), "gamma_second": (16868.0, 2721.0)}
+    x = torch.zeros(1)
+    first = [round(float(first_step("prox", Op(), x, x, k, hp)) * 1e5) for k in range(5)]
+    second = [round(float(second_step("prox", Op(), x, x, x, k, hp)) * 1e5) for k in range(4)]
+    assert first == [3539, 3539, 1363, 1363, 1363]
+    assert second == [16868, 16868, 2721, 2721]
+
+
 @pytest.fixture(scope="module")
 def random_video_pair():
     """LVTINO's prior pair with random weights: the video U-Net inflated from a random image U-Net, a random
