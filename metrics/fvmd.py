@@ -77,7 +77,8 @@ def motion_histograms(vectors: np.ndarray) -> np.ndarray:
 
 
 def _windows(clip: torch.Tensor, seq_len: int = SEQ_LEN) -> np.ndarray:
-    """(W, seq_len, 256, 256) uint8 grey windows (stride 1) of a (T, C, H, W) clip in [0, 1]."""
+    """(W, seq_len, 256, 256) uint8 grey windows (stride 1) of a (T, C, H, W) clip in [0, 1]: the package's
+    ``VideoDataset`` cuts every video so (seq_len 16, stride 1), and its tracker then sees each window whole."""
     grey = clip.float().mean(1, keepdim=True)
     big = F.interpolate(grey, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True)
     frames = (big[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
