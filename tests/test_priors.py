@@ -225,6 +225,16 @@ def test_install_takes_the_training_command_from_the_card(tmp_path, monkeypatch)
     again = (tmp_path / "c.yaml").read_text()
     assert again.startswith(before) and again.endswith("\n# a fetched one\n" + after)
     assert yaml.safe_load(again)["ud2m_a"]["train"]["args"] == {"steps": 5} and again.count("ud2m_a:") == 1
+    # an edit that would drop a comment is refused, and neither the catalogue nor the shipped file changes
+    commented = again.replace("ud2m_a:\n", "ud2m_a:\n  # kept by hand\n")
+    (tmp_path / "c.yaml").write_text(commented)
+    other = tmp_path / "b.safetensors"
+    save_tensors({"w": torch.zeros(2)}, other)
+    shipped = tmp_path / "priors" / "weights" / "ud2m_a.safetensors"
+    with pytest.raises(RuntimeError, match="nothing written"):
+        install.main([str(other), "ud2m_a", "--train-module", "m", "--train-args", "steps=6"])
+    assert (tmp_path / "c.yaml").read_text() == commented and sha256_of(shipped) == sha256_of(src)
+    assert sorted(f.name for f in shipped.parent.iterdir()) == ["ud2m_a.safetensors"]
 
 
 def test_video_gate_measures_a_candidate_file(tmp_path, monkeypatch):
