@@ -92,13 +92,12 @@ def pin(locked: dict, path: Path = CATALOGUE, names: list[str] | None = None) ->
     ``sha256`` mapping of its files is added; url entries get the mapping. The file is edited line by line, so
     its comments and order stay. An entry already pinned to other hashes is an error, not overwritten. Returns
     {name: what was pinned}."""
-    lines, catalogue, starts = _blocks(path)
+    lines, catalogue, spans = _blocks(path)
     unknown = sorted(set(names or []) - set(catalogue))
     if unknown:
         raise ValueError(f"unknown checkpoint(s) {', '.join(unknown)}; valid: {', '.join(sorted(catalogue))}")
-    expected, done, out = copy.deepcopy(catalogue), {}, lines[:starts[0]]
-    for start, end in zip(starts, starts[1:] + [len(lines)]):
-        name = lines[start].split(":")[0]
+    expected, done, out = copy.deepcopy(catalogue), {}, lines[:min(s for s, _ in spans.values())]
+    for name, (start, end) in spans.items():
         block, entry = lines[start:end], catalogue[name]
         if "files" not in entry or (names and name not in names):
             out += block
@@ -131,27 +130,32 @@ def pin(locked: dict, path: Path = CATALOGUE, names: list[str] | None = None) ->
 def set_entry(name: str, entry: dict, path: Path = CATALOGUE) -> None:
     """Replace one entry of the catalogue (or add it after the last shipped one), line by line: every other
     entry, the comments and the order stay (``python -m ipbench.training.install``)."""
-    lines, catalogue, starts = _blocks(path)
+    lines, catalogue, spans = _blocks(path)
     rendered = yaml.safe_dump({name: entry}, sort_keys=False, width=120).splitlines(keepends=True)
-    bounds = dict((lines[s].split(":")[0], (s, e)) for s, e in zip(starts, starts[1:] + [len(lines)]))
-    if name in bounds:
-        start, end = bounds[name]
+    shipped = [n for n in spans if "path" in catalogue[n]]
+    if name in spans:
+        start, end = spans[name]
         block = lines[start:end]
         out = lines[:start] + rendered + block[_body_end(block):] + lines[end:]
     else:
-        shipped = [n for n in bounds if "path" in catalogue[n]]
-        start, end = bounds[shipped[-1]] if shipped else (starts[0], starts[0])
-        at = start + _body_end(lines[start:end]) if shipped else start
+        if shipped:
+            start, end = spans[shipped[-1]]
+            at = start + _body_end(lines[start:end])
+        else:
+            at = min(s for s, _ in spans.values())
         out = lines[:at] + rendered + lines[at:]
     _write_checked(path, lines, out, {**catalogue, name: entry}, "installing " + name)
 
 
-def _blocks(path: Path) -> tuple[list[str], dict, list[int]]:
-    """The catalogue's lines, its parsed content and the line index where each top-level entry starts."""
+def _blocks(path: Path) -> tuple[list[str], dict, dict[str, tuple[int, int]]]:
+    """The catalogue's lines, its parsed content and, per top-level entry in file order, the lines it spans
+    (start, end)."""
     import re
     text = Path(path).read_text()
     lines = text.splitlines(keepends=True)
-    return lines, yaml.safe_load(text), [i for i, line in enumerate(lines) if re.match(r"[A-Za-z0-9_]+:\s*$", line)]
+    starts = [i for i, line in enumerate(lines) if re.match(r"[A-Za-z0-9_]+:\s*$", line)]
+    spans = {lines[s].split(":")[0]: (s, e) for s, e in zip(starts, starts[1:] + [len(lines)])}
+    return lines, yaml.safe_load(text), spans
 
 
 def _body_end(block: list[str]) -> int:

@@ -35,28 +35,20 @@ def rewrite_card(path: str, render) -> None:
 
 def install(src: Path, name: str, train_module: str, train_args: dict, needs: list[str],
             checkpoints: Path = CONFIG_DIR / "checkpoints.yaml") -> dict:
-    """Copy ``src`` to priors/weights/NAME.safetensors and pin it in the catalogue. The file is staged beside its
-    destination first and takes its place only once the catalogue is written, so a refused catalogue edit
-    leaves the shipped file and its entry as they were."""
+    """Copy ``src`` to priors/weights/NAME.safetensors and pin it in the catalogue. The catalogue is written
+    first and the file replaced only then (atomically), so a refused catalogue edit leaves the shipped file and
+    its entry as they were."""
     dest = ROOT / "priors" / "weights" / f"{name}.safetensors"
-    same = src.resolve() == dest.resolve()
-    staged = dest if same else dest.with_name(f".{dest.name}.tmp")
-    if not same:
+    card = card_of(src)
+    entry = {"path": str(dest.relative_to(ROOT)), "sha256": sha256_of(src), "card": f"priors/weights/{name}.md"}
+    entry.update({k: card[k] for k in CARRIED if k in card})
+    if needs:
+        entry["needs"] = needs
+    entry["train"] = {"module": train_module, "args": train_args}
+    set_entry(name, entry, checkpoints)
+    if src.resolve() != dest.resolve():
+        staged = dest.with_name(f".{dest.name}.tmp")
         shutil.copyfile(src, staged)
-    try:
-        card = card_of(staged)
-        entry = {"path": str(dest.relative_to(ROOT)), "sha256": sha256_of(staged),
-                 "card": f"priors/weights/{name}.md"}
-        entry.update({k: card[k] for k in CARRIED if k in card})
-        if needs:
-            entry["needs"] = needs
-        entry["train"] = {"module": train_module, "args": train_args}
-        set_entry(name, entry, checkpoints)
-    except BaseException:
-        if not same:
-            staged.unlink(missing_ok=True)
-        raise
-    if not same:
         os.replace(staged, dest)
         if src.with_suffix(".md").exists():                  # a card written by the trainer
             shutil.copyfile(src.with_suffix(".md"), dest.with_suffix(".md"))
