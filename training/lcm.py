@@ -34,12 +34,14 @@ def consistency_fn(unet, z, t, c, abar):
 
 def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, lr: float = 2e-4,
             w: float = 3.0, skip: int = 20, ema_decay: float = 0.95, huber_c: float = 1e-3, seed: int = 0,
-            init=None, prompts: list[str] | None = None, max_seconds: float | None = None, trainable=None):
+            init=None, prompts: list[str] | None = None, max_seconds: float | None = None, trainable=None,
+            snapshot=None, snapshot_every: int = 0):
     """``init``: a student to continue from (an earlier distillation) instead of the teacher's copy.
     ``trainable``: a test on parameter names (e.g. the motion modules only); the others stay frozen.
     ``prompts``: the ten captions, the generic prompt and the empty one (default: the image digits'); latents
     may be images (N, c, h, w) or clips (N, T, c, h, w). ``max_seconds``: stop after the step that crosses it
-    (the card's ``steps`` is the number done)."""
+    (the card's ``steps`` is the number done). ``snapshot(step, target)`` every ``snapshot_every`` steps: to gate a
+    long run while it goes on."""
     from ipbench.datasets.embedded import caption
     from ipbench.priors.latent_dm import GENERIC_PROMPT
     from ipbench.priors.text import TextEncoder
@@ -77,6 +79,8 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
         pred = consistency_fn(student, z_t, t, c, abar)
         loss = (((pred - tgt) ** 2).flatten(1).mean(1) + huber_c**2).sqrt().mean() - huber_c
         train_step(opt, loss, student, target, ema_decay, losses, bar, step, window=100, digits=5)
+        if snapshot is not None and snapshot_every and (step + 1) % snapshot_every == 0:
+            snapshot(step + 1, target)
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "guidance_w": w, "skip": skip,
             "ema_decay": ema_decay, "huber_c": huber_c, "seed": seed, "wall_time_s": round(time.time() - t0, 1),
             "final_loss_avg100": sum(losses[-100:]) / len(losses[-100:]),
