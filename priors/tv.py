@@ -9,20 +9,21 @@ from __future__ import annotations
 import torch
 
 
-def grad(x: torch.Tensor, dims=(-2, -1)) -> torch.Tensor:
-    """Forward differences (zero at the far boundary), stacked on a new leading axis."""
-    out = []
-    for d in dims:
-        dx = torch.zeros_like(x)
+def grad(x: torch.Tensor, dims=(-2, -1), out: torch.Tensor | None = None) -> torch.Tensor:
+    """Forward differences (zero at the far boundary), stacked on a new leading axis; written into ``out``
+    (shape (len(dims), *x.shape), not differentiable) when given."""
+    if out is None:
+        return torch.stack([torch.cat([x.diff(dim=d), torch.zeros_like(x.narrow(d, 0, 1))], dim=d) for d in dims])
+    for o, d in zip(out, dims):
         n = x.shape[d]
-        dx.narrow(d, 0, n - 1).copy_(x.narrow(d, 1, n - 1) - x.narrow(d, 0, n - 1))
-        out.append(dx)
-    return torch.stack(out)
+        torch.sub(x.narrow(d, 1, n - 1), x.narrow(d, 0, n - 1), out=o.narrow(d, 0, n - 1))
+        o.narrow(d, n - 1, 1).zero_()
+    return out
 
 
-def div(p: torch.Tensor, dims=(-2, -1)) -> torch.Tensor:
-    """Discrete divergence, the negative adjoint of ``grad``."""
-    out = torch.zeros_like(p[0])
+def div(p: torch.Tensor, dims=(-2, -1), out: torch.Tensor | None = None) -> torch.Tensor:
+    """Discrete divergence, the negative adjoint of ``grad`` (written into ``out`` when given)."""
+    out = torch.zeros_like(p[0]) if out is None else out.zero_()
     for pd, d in zip(p, dims):
         n = pd.shape[d]
         out.narrow(d, 0, n - 1).add_(pd.narrow(d, 0, n - 1))
@@ -39,13 +40,17 @@ def tv_prox(v: torch.Tensor, w: float, dims=(-2, -1), n_iter: int = 20,
             p: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(argmin_z 1/2 |z - v|^2 + w TV(z), dual variable for a warm start)."""
     if w <= 0:
-        return v.clone(), torch.zeros_like(grad(v, dims))
+        return v.clone(), torch.zeros((len(dims), *v.shape), dtype=v.dtype, device=v.device)
     tau = 1.0 / (4 * len(dims))
-    p = torch.zeros_like(grad(v, dims)) if p is None else p
-    for _ in range(n_iter):
-        g = grad(div(p, dims) - v / w, dims)
-        p = (p + tau * g) / (1 + tau * g.pow(2).sum(0, keepdim=True).sqrt())
-    return v - w * div(p, dims), p
+    p = torch.zeros((len(dims), *v.shape), dtype=v.dtype, device=v.device) if p is None else p.clone()
+    g, d, norm, v_w = torch.empty_like(p), torch.empty_like(v), torch.empty_like(v), v / w
+    for _ in range(n_iter):                     # p <- (p + tau g) / (1 + tau |g|),  g = grad(div p - v / w)
+        grad(div(p, dims, out=d).sub_(v_w), dims, out=g)
+        torch.mul(g[0], g[0], out=norm)
+        for gd in g[1:]:
+            norm.addcmul_(gd, gd)
+        p.add_(g, alpha=tau).div_(norm.sqrt_().mul_(tau).add_(1))
+    return v - w * div(p, dims, out=d), p
 
 
 def l2_tv_pdhg(op, y: torch.Tensor, x0: torch.Tensor, lam: float, dims=(-4,), n_iter: int = 200,

@@ -16,6 +16,18 @@ def test_grad_div_adjoint():
         x = torch.randn(shape, generator=g, dtype=torch.float64)
         p = torch.randn((len(dims), *shape), generator=g, dtype=torch.float64)
         assert torch.allclose((grad(x, dims) * p).sum(), -(x * div(p, dims)).sum())
+        # the in-place forms (tv_prox's loop) write the same numbers into stale buffers
+        assert torch.equal(grad(x, dims, out=torch.full_like(p, 7.0)), grad(x, dims))
+        assert torch.equal(div(p, dims, out=torch.full_like(x, 7.0)), div(p, dims))
+
+
+def test_tv_prox_leaves_its_warm_start_untouched():
+    g = torch.Generator().manual_seed(3)
+    v = torch.rand(2, 5, 1, 6, 6, generator=g)
+    p = torch.randn(3, *v.shape, generator=g)
+    kept = p.clone()
+    z, p_new = tv_prox(v, 0.05, (-4, -2, -1), 5, p)
+    assert torch.equal(p, kept) and not torch.equal(p_new, kept)
 
 
 def _smoothed_tv_objective(v, w, shape, eps=1e-8):
