@@ -10,7 +10,10 @@ the bare time of all its calls is its loop overhead (1.0 = no overhead).
 
 Bare calls are timed *interleaved* with the solve (``interleave``): just before the solver's own
 call, at the first ``1 + reps`` calls of each signature (the first a warm-up, not counted; reps = 8,
-so that a short solve such as 8-step LATINO is sampled over its whole length) and at every
+so that a short solve such as 8-step LATINO is sampled over its whole length; this dense stretch ends early
+once two samples are in and they add up to ``dense_s`` = 2 s: a call that long, such as a denoiser call on a
+mini-batch of 40 video clips, is timed well by two, and replaying all of a few-call solve's calls would double
+its job's time) and at every
 ``every``-th call after, so that the bare time is sampled across the whole solve, under the same
 load of the machine as the solve itself. The time the replays take (``replay_s``) is taken out
 of the solve's wall time. ``bare_seconds`` sums each signature's bare time over its calls, each
@@ -34,7 +37,7 @@ class CallLog:
         self.fns: dict[tuple, Callable] = {}
         self.samples: dict[tuple, list[tuple[int, float]]] = defaultdict(list)   # (call number, seconds)
         self.replay_s = 0.0
-        self.every, self.reps = 0, 8
+        self.every, self.reps, self.dense_s = 0, 8, 2.0
         self._generators: dict[str, torch.Generator] = {}
         self._bar = None
 
@@ -51,11 +54,15 @@ class CallLog:
             self._bar.close()
             self._bar = None
 
-    def interleave(self, every: int, reps: int = 8) -> "CallLog":
-        """Time a bare replay before the solver's own call at calls 1 .. 1 + reps and every ``every``-th
-        call of each signature (0: no interleaved timing)."""
-        self.every, self.reps = int(every), int(reps)
+    def interleave(self, every: int, reps: int = 8, dense_s: float = 2.0) -> "CallLog":
+        """Time a bare replay before the solver's own call at calls 1 .. 1 + reps (until two samples add up to
+        ``dense_s`` seconds) and every ``every``-th call of each signature (0: no interleaved timing)."""
+        self.every, self.reps, self.dense_s = int(every), int(reps), float(dense_s)
         return self
+
+    def _dense(self, key: tuple, n: int) -> bool:
+        taken = self.samples.get(key, [])
+        return n <= 1 + self.reps and not (len(taken) >= 2 and sum(s for _, s in taken) >= self.dense_s)
 
     def record(self, name: str, fn: Callable, *tensors: torch.Tensor) -> None:
         grad = tuple(i for i, t in enumerate(tensors) if t.requires_grad) if torch.is_grad_enabled() else ()
@@ -65,7 +72,7 @@ class CallLog:
         if self._bar is not None:
             self._bar.update()
         n = self.counts[key]
-        if self.every and (n <= 1 + self.reps or n % self.every == 0):
+        if self.every and (self._dense(key, n) or n % self.every == 0):
             start = time.perf_counter()
             device, dtype = tensors[0].device, tensors[0].dtype
             seconds = _time_once(fn, key[1], grad, device, dtype, self._generator(device))

@@ -29,6 +29,15 @@ def test_bare_replays_follow_the_schedule_and_skip_the_warm_up():
     assert all(not torch.equal(z, torch.zeros(2, 3)) for z in seen)      # random inputs of the call's shape
 
 
+def test_long_calls_end_the_dense_stretch_after_two_samples():
+    """Calls of 30 ms with dense_s = 50 ms: the warm-up and two samples (60 ms), then every 5th call only."""
+    log, seen = CallLog().interleave(every=5, reps=8, dense_s=0.05), []
+    for _ in range(12):
+        log.record("video denoiser", _sleeper(0.03, seen), torch.zeros(1))
+    key = ("video denoiser", ((1,),), ())
+    assert [n for n, _ in log.samples[key]] == [2, 3, 5, 10] and len(seen) == 5
+
+
 def test_each_call_takes_the_time_of_its_latest_sample():
     """Samples at calls 2, 5, 10, 15, 20 of 20 (1 s, 2 s, ...): calls 1-4 take 1 s, 5-9 2 s, ..., 20 5 s."""
     log, key = CallLog(), ("denoiser", ((1,),), ())
