@@ -87,14 +87,21 @@ def _windows(clip: torch.Tensor, seq_len: int = SEQ_LEN) -> np.ndarray:
     return np.stack([frames[i:i + seq_len] for i in range(len(frames) - seq_len + 1)])
 
 
-def features(clips: torch.Tensor, tracker: str = "lk", acceleration: str = "package") -> np.ndarray:
-    """(clips x windows, 1024) motion features of (B, T, C, H, W) clips in [0, 1]."""
+def clip_features(clips: torch.Tensor, tracker: str = "lk", acceleration: str = "package") -> np.ndarray:
+    """(clips, windows, 1024) motion features of (B, T, C, H, W) clips in [0, 1]."""
     if tracker not in TRACKERS:
         raise ValueError(f"unknown tracker {tracker!r}; valid: {', '.join(TRACKERS)} (PIPs++, the package's "
                          "tracker, is not implemented here)")
-    tracks = np.stack([track_lk(w) for clip in clips for w in _windows(clip)])
+    windows = [_windows(clip) for clip in clips]
+    tracks = np.stack([track_lk(w) for clip in windows for w in clip])
     v, a = velocity_acceleration(tracks, acceleration)
-    return np.concatenate([motion_histograms(v), motion_histograms(a)], axis=1)
+    return np.concatenate([motion_histograms(v), motion_histograms(a)], axis=1).reshape(len(clips), len(windows[0]), -1)
+
+
+def features(clips: torch.Tensor, tracker: str = "lk", acceleration: str = "package") -> np.ndarray:
+    """(clips x windows, 1024) motion features of (B, T, C, H, W) clips in [0, 1]."""
+    f = clip_features(clips, tracker, acceleration)
+    return f.reshape(-1, f.shape[-1])
 
 
 def frechet(feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-5) -> float:
@@ -108,5 +115,8 @@ def frechet(feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-5) -> floa
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * np.trace(covmean))
 
 
-def fvmd(clips: torch.Tensor, reference: torch.Tensor, tracker: str = "lk", acceleration: str = "package") -> float:
-    return frechet(features(clips, tracker, acceleration), features(reference, tracker, acceleration))
+def fvmd(clips: torch.Tensor, reference: torch.Tensor | np.ndarray, tracker: str = "lk",
+         acceleration: str = "package") -> float:
+    """FVMD of ``clips`` against ``reference``: clips, or their features (``features``, computed once per set)."""
+    ref = reference if isinstance(reference, np.ndarray) else features(reference, tracker, acceleration)
+    return frechet(features(clips, tracker, acceleration), ref)

@@ -59,8 +59,12 @@ def degrade(spec: dict, out: str, dataset_file: str | None = None, lock: str | N
     op = physics.build_operator(task["operator"], x.shape[1:], task["sigma_y"])
     y = op.measure(x.double(), generators(spec["profile"], name, "measure", index)).float()
     log.info("degraded %d images for %s: x %s -> y %s", len(x), name, tuple(x.shape), tuple(y.shape))
-    io.write_tensors(out, {"x": x, "y": y, "labels": labels, "index": torch.from_numpy(index)},
-                     metadata={"task": name, "profile": spec["profile"]})
+    tensors = {"x": x, "y": y, "labels": labels, "index": torch.from_numpy(index)}
+    if x.ndim == 5:             # the true clips' FVMD features, tracked once for every solver's score
+        from ipbench.metrics.fvmd import clip_features
+        tracker = spec.get("fvmd_tracker", "lk")
+        tensors[f"fvmd_reference_{tracker}"] = torch.from_numpy(clip_features(x, tracker))
+    io.write_tensors(out, tensors, metadata={"task": name, "profile": spec["profile"]})
 
 
 def with_prompts(hyper: dict, labels: torch.Tensor, task: str) -> dict:
@@ -216,7 +220,8 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
     if x.ndim == 5:             # videos: FVMD between the sets of restored and true clips
         from ipbench.metrics.fvmd import TRACKERS, fvmd
         tracker = spec.get("fvmd_tracker", "lk")
-        summary["fvmd"] = fvmd(x_hat, x, tracker)
+        reference = data.get(f"fvmd_reference_{tracker}")     # tracked at the degrade stage (once per task)
+        summary["fvmd"] = fvmd(x_hat, x if reference is None else reference.flatten(0, 1).numpy(), tracker)
         description = f"{description}; FVMD tracks with {TRACKERS[tracker]}"
     record = {
         "schema": SCHEMA_ID,

@@ -64,3 +64,20 @@ def test_fvmd_of_identical_sets_and_of_different_motions():
     assert other_way > 10 * max(same_way, 1.0)
     with pytest.raises(ValueError, match="at least 16 frames"):
         fv.features(right[:, :8])
+
+
+def test_the_degrade_stage_tracks_the_true_clips_once_for_every_score(tmp_path):
+    """A video task's degraded file holds its true clips' FVMD features (clip by clip, so that a solver on fewer
+    clips takes the first rows); the score's FVMD against them equals the FVMD against the clips."""
+    pytest.importorskip("cv2")
+    import ipbench.suite.config as sc
+    from ipbench.suite import io, stages
+    cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
+    out = str(tmp_path / "video_C.safetensors")
+    stages.degrade({**sc.degrade_spec(cfg, "video_C"), "n_images": 2}, out)
+    data = io.read_tensors(out)
+    ref = data["fvmd_reference_lk"]
+    assert ref.shape == (2, 25 - 16 + 1, 1024)
+    assert np.array_equal(ref.numpy(), fv.clip_features(data["x"]))
+    moved = torch.roll(data["x"], 1, dims=-1)
+    assert fv.fvmd(moved, ref.flatten(0, 1).numpy()) == fv.fvmd(moved, data["x"])
