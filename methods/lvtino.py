@@ -21,9 +21,10 @@ As the official code (``bidirectional_LVTINO*.py``), with its per-problem settin
   ``final='prox'`` returns x^{N-1/2}, the paper's x^N.
 The VCM timesteps are the official ones on Wan's flow-matching schedule (shift 8), [757, 522, 375, 255, 125],
 mapped to the embedded VCM's DDPM schedule at equal signal-to-noise ratio (``vp_timestep_of_flow``):
-[682, 380, 213, 99, 23]. Problem C's warm start is VIDUE's frame interpolation in the official code; here it
-is the spatio-temporal ADMM-TV estimate (``warm_start``), which makes no network call, so NFE counts the
-diffusion calls only.
+[682, 380, 213, 99, 23]. Problem C's warm start is VIDUE's frame interpolation in the official code
+(``interpolator``: a VIDUE checkpoint, ``priors/vidue.py``, the paper profile); without one it is the
+spatio-temporal ADMM-TV estimate (``admm``; the embedded profile, which has no interpolation network). NFE counts
+the diffusion calls only; VIDUE's calls (one per window of 4 measured frames) are logged as 'interpolator'.
 """
 from __future__ import annotations
 
@@ -81,10 +82,14 @@ def second_step(kind: str, op, x, y_pm, aty, k: int, hp: dict):
     raise ValueError(f"unknown second likelihood step {kind!r}")
 
 
-def warm_start(y, op, problem: str, admm: dict | None = None):
+def warm_start(y, op, problem: str, admm: dict | None = None, interpolator=None, record=None):
     """x^0 in [0, 1] units: prox_{200 g_y}(0) (A, B; the official init, computed with y in [0, 1] and clipped to
-    [-1, 1] before it is read as a [0, 1] image, as the code does); Problem C: spatio-temporal ADMM-TV in place
-    of VIDUE's interpolation."""
+    [-1, 1] before it is read as a [0, 1] image, as the code does); Problem C: VIDUE's interpolation of the
+    measured frames, upsampled (``interpolator``, the official init), or spatio-temporal ADMM-TV in its place."""
+    if problem == "C" and interpolator is not None:
+        from ipbench.priors.vidue import interpolate_clip
+        T, _, H, W = op.A_adjoint(y).shape[1:]
+        return torch.stack([interpolate_clip(interpolator, clip, T, (H, W), record=record) for clip in y]).to(y)
     if problem == "C":
         return admm_tv(y, op, **(admm or {}))
     return op.prox(torch.zeros_like(op.A_adjoint(y)), y, 200.0).clamp(-1, 1)
@@ -95,8 +100,10 @@ def solve(y, op, prior, *, generator=None, prompts=None, problem: str = "A", fin
           image_prompt: str | None = None, lam_time_tv: float = 2.873789e-4, pdhg_iter: int = 200,
           gamma_first=(3539.0, 1363.0), gamma_second=(16868.0, 2721.0), cg_eps: float = 1e-6,
           cg_iter: int | None = None, lam_tv3d=(6.178523568938361e-07, 1.5583416542691956e-06),
-          adam_iter: int = 55, adam_lr: float = 0.019848, admm: dict | None = None) -> torch.Tensor:
-    """``admm``: Problem C's warm start settings (ADMM-TV's ``lam``, ``rho``, ``n_iter``; the tuned ones)."""
+          adam_iter: int = 55, adam_lr: float = 0.019848, admm: dict | None = None,
+          interpolator: str | None = None) -> torch.Tensor:
+    """``interpolator``: Problem C's warm start network (a VIDUE checkpoint of the catalogue, loaded once onto the
+    prior); without it, ``admm``: the ADMM-TV warm start's settings (``lam``, ``rho``, ``n_iter``; the tuned ones)."""
     if problem not in PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}; valid: {', '.join(PROBLEMS)}")
     if final not in ("vcm", "prox"):
@@ -110,7 +117,12 @@ def solve(y, op, prior, *, generator=None, prompts=None, problem: str = "A", fin
     c_v = vcm.embed(list(prompts or [vcm.generic_prompt] * B))
     c_i = icm.embed([image_prompt or icm.generic_prompt] * B)
     y_pm = 2 * y - 1
-    x = warm_start(y, op, problem, admm)                          # [0, 1]
+    if interpolator is not None and getattr(prior, "interpolator", None) is None:
+        from ipbench.priors.paper import load_vidue
+        prior.interpolator = load_vidue(interpolator).to(y.device)
+    net = getattr(prior, "interpolator", None) if interpolator is not None else None
+    record = (lambda fn, x: prior.calls.record("interpolator", fn, x)) if hasattr(prior, "calls") else None
+    x = warm_start(y, op, problem, admm, net, record)             # [0, 1]
     steps_v = [vp_timestep_of_flow(t, abar=vcm.abar) for t in spec["vcm"]]
     aty = op.A_adjoint(y_pm)
     for k, t_v in enumerate(steps_v):

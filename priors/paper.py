@@ -15,6 +15,7 @@ folder with ``local_files_only=True``: nothing is resolved by the hub client its
 * ``load_adm_imagenet256()`` -- ADM ImageNet-256 (pixel solvers), through deepinv's ``DiffUNet``.
 * ``load_clip()`` -- CLIP ViT-L/14 (TReg's adaptive negation).
 * ``load_ram()`` -- deepinv's RAM (Terris et al. 2025), UD2M+RAM's warm start.
+* ``load_vidue()`` -- VIDUE (Shang et al. 2023), the frame interpolation behind LVTINO's Problem C warm start.
 """
 from __future__ import annotations
 
@@ -350,6 +351,23 @@ def load_ram(name: str = "ram_deepinv", root=None, counter=None):
     root = Path(root or materialize(name))
     state = torch.load(root / checkpoint(name)["files"][0], map_location="cpu", weights_only=True)
     return ram_from_state(state, name, counter)
+
+
+def load_vidue(name: str = "vidue_gopro", root=None, architecture: dict | None = None):
+    """VIDUE's released ``model_best_*.pt`` (a plain state dict, loaded as tensors only) into ``priors.vidue.VIDUE``
+    (the released configuration, or the catalogue entry's ``architecture``: tiny replicas), strictly."""
+    from .vidue import VIDUE
+    entry = checkpoint(name)
+    root = Path(root or materialize(name))
+    state = torch.load(root / entry["files"][0], map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    net = VIDUE(**(entry.get("architecture", {}) if architecture is None else architecture))
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{name}: {root / entry['files'][0]} is not a VIDUE state dict of this architecture: "
+                         f"{str(err)[:300]}") from None
+    return net.eval().requires_grad_(False)
 
 
 def load_clip(root=None, dtype=torch.float32):

@@ -354,7 +354,7 @@ def prior_files(cfg: dict, solver: str, task: str | None = None) -> list[str]:
 
 
 def fetched_checkpoints(cfg: dict, solver: str | None = None, task: str | None = None) -> list[str]:
-    """The downloaded (not shipped) checkpoints a solve needs (its prior, image-text model, adapter, RAM), or
+    """The downloaded (not shipped) checkpoints a solve needs (its prior, image-text model, adapter, RAM, VIDUE), or
     with no solver the scoring's feature networks: what the fetch stage must place before the job runs."""
     from ipbench.store.catalog import entries, fetched_names
     if solver is None:
@@ -366,7 +366,7 @@ def fetched_checkpoints(cfg: dict, solver: str | None = None, task: str | None =
             names.append(cfg["priors"].get("image_text"))
         s = require(cfg, "solvers", solver)
         hyper = {**s.get("hyper", {}), **(s.get("per_task", {}).get(task, {}) if task else {})}
-        names += [hyper.get("adapter"), hyper.get("ram")]
+        names += [hyper.get("adapter"), hyper.get("ram"), hyper.get("interpolator")]
     catalogue = entries()
     return list(dict.fromkeys(f for n in names if n in catalogue for f in fetched_names(n)))
 

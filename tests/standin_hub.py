@@ -221,6 +221,7 @@ TINY_GUIDED = dict(image_size=32, model_channels=32, num_res_blocks=1, attention
                    num_head_channels=16)
 TINY_ADM = {**TINY_GUIDED, "out_channels": 6}
 TINY_I2SB = {**TINY_GUIDED, "out_channels": 3}
+TINY_VIDUE = {"feats": 16, "extractor_feats": 4, "offset_nf": 4, "refine_nf": 4, "blocks": [1, 1, 1, 1]}
 BRIDGES = ["i2sb_imagenet256_blur_gauss", "i2sb_imagenet256_blur_uni", "i2sb_imagenet256_sr4x_pool",
            "i2sb_imagenet256_jpeg10"]
 
@@ -285,6 +286,14 @@ def build_downloads(root: Path, endpoint: str) -> dict:
     # LPIPS reads only the convolutional part (``features.*``) of torchvision's file: the classifier is left out
     torch.save({k: v for k, v in torchvision.models.vgg16().state_dict().items() if k.startswith("features.")},
                place("vgg16_torchvision"))
+    # VIDUE (LVTINO's Problem C warm start): a small replica of the released architecture; its pinned sha256 is
+    # the real file's, so the overlay pins the replica's
+    from ipbench.priors.vidue import VIDUE
+    from ipbench.store.files import sha256_of
+    torch.manual_seed(0)
+    path = place("vidue_gopro")
+    torch.save(VIDUE(**TINY_VIDUE).state_dict(), path)
+    overlay["vidue_gopro"].update(architecture=TINY_VIDUE, sha256={path.name: sha256_of(path)})
     overlay["adm_imagenet256_uncond"]["architecture"] = TINY_ADM
     overlay.update({name: {"architecture": TINY_I2SB} for name in BRIDGES})
     return overlay
