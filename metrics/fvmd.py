@@ -13,7 +13,8 @@ arctan2(v_x, v_y) and adds ceil(log2(min(|v|, 255) + 1)) / 8 per vector. The win
 and the acceleration histograms concatenated (2 x 64 cubes x 8 bins), and FVMD is the Frechet distance of the
 Gaussian fits of the two sets of window features (covariances offset by 1e-5 I, as the package).
 
-Tracker: the package runs PIPs++ (downloaded weights). ``tracker='lk'`` is OpenCV's pyramidal Lucas-Kanade,
+Tracker: ``tracker='pips2'`` is the package's PIPs++ (``metrics/pips.py``, its weights fetched; RGB windows,
+16 iterations, one call per window; the paper profile). ``tracker='lk'`` is OpenCV's pyramidal Lucas-Kanade,
 which needs no weights: the embedded profile's column says so. Points that LK loses (flat background) keep
 their position, i.e. zero velocity.
 """
@@ -24,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from scipy import linalg
 
-TRACKERS = {"lk": "OpenCV pyramidal Lucas-Kanade (no weights; the fvmd package uses PIPs++)"}
+TRACKERS = {"lk": "OpenCV pyramidal Lucas-Kanade (no weights; the fvmd package uses PIPs++)",
+            "pips2": "PIPs++ with the fvmd package's weights, as the package"}
 SEQ_LEN, SIZE, GRID, CELL, CUBE_FRAMES, ANGLE_BINS, MAGNITUDE_BINS = 16, 256, 20, 5, 4, 8, 256
 
 
@@ -76,31 +78,51 @@ def motion_histograms(vectors: np.ndarray) -> np.ndarray:
     return (onehot * weight[..., None]).sum(-2).reshape(B, -1)
 
 
-def _windows(clip: torch.Tensor, seq_len: int = SEQ_LEN) -> np.ndarray:
-    """(W, seq_len, 256, 256) uint8 grey windows (stride 1) of a (T, C, H, W) clip in [0, 1]: the package's
-    ``VideoDataset`` cuts every video so (seq_len 16, stride 1), and its tracker then sees each window whole."""
-    grey = clip.float().mean(1, keepdim=True)
-    big = F.interpolate(grey, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True)
-    frames = (big[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+def _windows(clip: torch.Tensor, seq_len: int = SEQ_LEN, rgb: bool = False) -> np.ndarray:
+    """(W, seq_len, 256, 256) uint8 grey windows (stride 1) of a (T, C, H, W) clip in [0, 1], or with ``rgb``
+    (W, seq_len, 3, 256, 256): the package's ``VideoDataset`` cuts every video so (seq_len 16, stride 1), and its
+    tracker then sees each window whole."""
+    x = clip.float().expand(-1, 3, -1, -1) if rgb else clip.float().mean(1, keepdim=True)
+    big = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True)
+    frames = (big.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    frames = frames if rgb else frames[:, 0]
     if len(frames) < seq_len:
         raise ValueError(f"FVMD needs clips of at least {seq_len} frames, got {len(frames)}")
     return np.stack([frames[i:i + seq_len] for i in range(len(frames) - seq_len + 1)])
 
 
-def clip_features(clips: torch.Tensor, tracker: str = "lk", acceleration: str = "package") -> np.ndarray:
-    """(clips, windows, 1024) motion features of (B, T, C, H, W) clips in [0, 1]."""
+@torch.no_grad()
+def track_pips(net, windows: np.ndarray, batch: int = 4) -> np.ndarray:
+    """(W, S, N, 2) tracks of the grid through uint8 RGB windows (W, S, 3, 256, 256) by PIPs++ (16 iterations;
+    windows in batches: its norms are per window, so a track does not depend on the batch)."""
+    dev = next(net.parameters()).device
+    points = torch.from_numpy(grid_points(windows.shape[-1])).float().to(dev)
+    out = []
+    for i in range(0, len(windows), batch):
+        w = torch.from_numpy(windows[i:i + batch]).float().to(dev)
+        out.append(net(w, points.expand(len(w), -1, -1)).double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def clip_features(clips: torch.Tensor, tracker: str = "lk", acceleration: str = "package", net=None) -> np.ndarray:
+    """(clips, windows, 1024) motion features of (B, T, C, H, W) clips in [0, 1]; ``net``: the PIPs++ network of
+    ``tracker='pips2'``."""
     if tracker not in TRACKERS:
-        raise ValueError(f"unknown tracker {tracker!r}; valid: {', '.join(TRACKERS)} (PIPs++, the package's "
-                         "tracker, is not implemented here)")
-    windows = [_windows(clip) for clip in clips]
-    tracks = np.stack([track_lk(w) for clip in windows for w in clip])
+        raise ValueError(f"unknown tracker {tracker!r}; valid: {', '.join(TRACKERS)}")
+    if tracker == "pips2" and net is None:
+        raise ValueError("tracker 'pips2' needs its network (metrics.pips.load_pips of the fetched weights)")
+    windows = [_windows(clip, rgb=tracker == "pips2") for clip in clips]
+    if tracker == "pips2":
+        tracks = np.concatenate([track_pips(net, w) for w in windows])
+    else:
+        tracks = np.stack([track_lk(w) for clip in windows for w in clip])
     v, a = velocity_acceleration(tracks, acceleration)
     return np.concatenate([motion_histograms(v), motion_histograms(a)], axis=1).reshape(len(clips), len(windows[0]), -1)
 
 
-def features(clips: torch.Tensor, tracker: str = "lk", acceleration: str = "package") -> np.ndarray:
+def features(clips: torch.Tensor, tracker: str = "lk", acceleration: str = "package", net=None) -> np.ndarray:
     """(clips x windows, 1024) motion features of (B, T, C, H, W) clips in [0, 1]."""
-    f = clip_features(clips, tracker, acceleration)
+    f = clip_features(clips, tracker, acceleration, net)
     return f.reshape(-1, f.shape[-1])
 
 
@@ -116,7 +138,7 @@ def frechet(feats_a: np.ndarray, feats_b: np.ndarray, eps: float = 1e-5) -> floa
 
 
 def fvmd(clips: torch.Tensor, reference: torch.Tensor | np.ndarray, tracker: str = "lk",
-         acceleration: str = "package") -> float:
+         acceleration: str = "package", net=None) -> float:
     """FVMD of ``clips`` against ``reference``: clips, or their features (``features``, computed once per set)."""
-    ref = reference if isinstance(reference, np.ndarray) else features(reference, tracker, acceleration)
-    return frechet(features(clips, tracker, acceleration), ref)
+    ref = reference if isinstance(reference, np.ndarray) else features(reference, tracker, acceleration, net)
+    return frechet(features(clips, tracker, acceleration, net), ref)

@@ -192,6 +192,8 @@ def degrade_spec(cfg: dict, task: str) -> dict:
            "n_images": task_images(cfg, task), "data": cfg["data"]}
     if cfg["data"]["kind"] == "paper_datasets":
         out["dataset"] = dataset_recipe(cfg, task)
+    if t.get("family") == "video":     # the true clips' FVMD features are tracked here when the tracker needs no weights
+        out["fvmd_tracker"] = "pips2" if cfg["features"].get("fvmd_checkpoint") else "lk"
     return out
 
 
@@ -358,7 +360,7 @@ def fetched_checkpoints(cfg: dict, solver: str | None = None, task: str | None =
     with no solver the scoring's feature networks: what the fetch stage must place before the job runs."""
     from ipbench.store.catalog import entries, fetched_names
     if solver is None:
-        names = [cfg["features"].get("checkpoint"), cfg["features"].get("lpips_checkpoint")]
+        names = [cfg["features"].get(k) for k in ("checkpoint", "lpips_checkpoint", "fvmd_checkpoint")]
     else:
         kind = prior_kind(module_name(cfg, solver))
         names = [prior_name(cfg, key, task) for key in prior_keys(kind) if key in cfg.get("priors", {})]

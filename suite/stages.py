@@ -60,10 +60,9 @@ def degrade(spec: dict, out: str, dataset_file: str | None = None, lock: str | N
     y = op.measure(x.double(), generators(spec["profile"], name, "measure", index)).float()
     log.info("degraded %d images for %s: x %s -> y %s", len(x), name, tuple(x.shape), tuple(y.shape))
     tensors = {"x": x, "y": y, "labels": labels, "index": torch.from_numpy(index)}
-    if x.ndim == 5:             # the true clips' FVMD features, tracked once for every solver's score
-        from ipbench.metrics.fvmd import clip_features
-        tracker = spec.get("fvmd_tracker", "lk")
-        tensors[f"fvmd_reference_{tracker}"] = torch.from_numpy(clip_features(x, tracker))
+    if x.ndim == 5 and spec.get("fvmd_tracker", "lk") == "lk":   # the true clips' FVMD features, tracked once
+        from ipbench.metrics.fvmd import clip_features                 # for every solver's score
+        tensors["fvmd_reference_lk"] = torch.from_numpy(clip_features(x, "lk"))
     io.write_tensors(out, tensors, metadata={"task": name, "profile": spec["profile"]})
 
 
@@ -187,7 +186,17 @@ def fetched_features(features: dict) -> dict:
     if features.get("lpips_checkpoint"):
         name = features["lpips_checkpoint"]
         out["vgg_file"] = str(materialize(name) / checkpoint(name)["files"][0])
+    if features.get("fvmd_checkpoint"):
+        name = features["fvmd_checkpoint"]
+        out.update(fvmd_file=str(materialize(name) / checkpoint(name)["files"][0]),
+                   fvmd_architecture=checkpoint(name).get("architecture"))
     return out
+
+
+def _pips(features: dict, device: str):
+    """FVMD's PIPs++ tracker from its fetched, verified file."""
+    from ipbench.metrics.pips import load_pips
+    return load_pips(features["fvmd_file"], features.get("fvmd_architecture")).to(device)
 
 
 def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_record: str,
@@ -199,7 +208,8 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
     if not torch.equal(data["index"], est["index"]):
         raise ValueError(f"the shards {', '.join(samples)} do not hold the images of {degraded}")
     x, x_hat = data["x"], est["x_hat"]
-    fs = feature_space(fetched_features(spec["features"]), spec.get("score_device", "cpu"))
+    fs_spec = fetched_features(spec["features"])
+    fs = feature_space(fs_spec, spec.get("score_device", "cpu"))
     # clips (N, T, C, H, W): the feature metrics and the digit reading run on their frames; LPIPS and the reading
     # are averaged over each clip's frames, FID / KID compare the sets of frames (PSNR, SSIM: metrics/image.py)
     video = x.ndim == 5
@@ -219,9 +229,10 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
     description = fs.description
     if x.ndim == 5:             # videos: FVMD between the sets of restored and true clips
         from ipbench.metrics.fvmd import TRACKERS, fvmd
-        tracker = spec.get("fvmd_tracker", "lk")
+        tracker, net = ("pips2", _pips(fs_spec, spec.get("score_device", "cpu"))) if fs_spec.get("fvmd_file") \
+            else ("lk", None)
         reference = data.get(f"fvmd_reference_{tracker}")     # tracked at the degrade stage (once per task)
-        summary["fvmd"] = fvmd(x_hat, x if reference is None else reference.flatten(0, 1).numpy(), tracker)
+        summary["fvmd"] = fvmd(x_hat, x if reference is None else reference.flatten(0, 1).numpy(), tracker, net=net)
         description = f"{description}; FVMD tracks with {TRACKERS[tracker]}"
     record = {
         "schema": SCHEMA_ID,

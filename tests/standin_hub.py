@@ -221,6 +221,7 @@ TINY_GUIDED = dict(image_size=32, model_channels=32, num_res_blocks=1, attention
                    num_head_channels=16)
 TINY_ADM = {**TINY_GUIDED, "out_channels": 6}
 TINY_I2SB = {**TINY_GUIDED, "out_channels": 3}
+TINY_PIPS = {"latent": 16, "widths": [8, 8, 16, 16], "base_filters": 8}
 TINY_VIDUE = {"feats": 16, "extractor_feats": 4, "offset_nf": 4, "refine_nf": 4, "blocks": [1, 1, 1, 1]}
 BRIDGES = ["i2sb_imagenet256_blur_gauss", "i2sb_imagenet256_blur_uni", "i2sb_imagenet256_sr4x_pool",
            "i2sb_imagenet256_jpeg10"]
@@ -294,6 +295,14 @@ def build_downloads(root: Path, endpoint: str) -> dict:
     path = place("vidue_gopro")
     torch.save(VIDUE(**TINY_VIDUE).state_dict(), path)
     overlay["vidue_gopro"].update(architecture=TINY_VIDUE, sha256={path.name: sha256_of(path)})
+    # PIPs++ (FVMD's tracker), a small replica of the released architecture in the fvmd package's file layout
+    from ipbench.metrics.pips import Pips
+    torch.manual_seed(0)
+    pips = Pips(**TINY_PIPS)
+    with torch.no_grad():
+        pips.delta_block.dense.weight.mul_(0.02)        # small updates, as a trained tracker makes
+    torch.save({"model_state_dict": pips.state_dict()}, place("pips2_fvmd"))
+    overlay["pips2_fvmd"]["architecture"] = TINY_PIPS
     overlay["adm_imagenet256_uncond"]["architecture"] = TINY_ADM
     overlay.update({name: {"architecture": TINY_I2SB} for name in BRIDGES})
     return overlay

@@ -81,3 +81,49 @@ def test_the_degrade_stage_tracks_the_true_clips_once_for_every_score(tmp_path):
     assert np.array_equal(ref.numpy(), fv.clip_features(data["x"]))
     moved = torch.roll(data["x"], 1, dims=-1)
     assert fv.fvmd(moved, ref.flatten(0, 1).numpy()) == fv.fvmd(moved, data["x"])
+
+
+def test_pips_module_tree_is_the_released_checkpoints():
+    from pathlib import Path
+    from ipbench.metrics.pips import Pips
+    with torch.device("meta"):
+        net = Pips()
+    ours = sorted(f"{k} {tuple(v.shape)} {str(v.dtype).removeprefix('torch.')}" for k, v in net.state_dict().items())
+    released = Path(__file__).parent / "expected" / "pips2_state_dict.txt"
+    assert ours == [line for line in released.read_text().splitlines() if not line.startswith("#")]
+    assert sum(v.numel() for v in net.state_dict().values()) == 17_565_410
+
+
+def test_pips_correlation_windows_are_x_major():
+    """A correlation volume x + 10 y sampled around (5, 6): entry a * 7 + b of the window is offset (a - 3, b - 3)
+    in (x, y), as the released sampler orders it; outside the map it reads zero."""
+    from ipbench.metrics.pips import Correlation
+    H, W = 16, 20
+    ys, xs = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
+    corr = Correlation((xs + 10 * ys).view(1, 1, 1, H, W)).corr(torch.ones(1, 1, 1, 1, dtype=torch.float64))
+    window = corr.sample(torch.tensor([[[[5.0, 6.0]]]], dtype=torch.float64))[0, 0, 0, :49].view(7, 7)
+    a, b = torch.meshgrid(torch.arange(7.0), torch.arange(7.0), indexing="ij")
+    assert torch.allclose(window, (5 + a - 3) + 10 * (6 + b - 3).double())
+    edge = corr.sample(torch.tensor([[[[0.0, 0.0]]]], dtype=torch.float64))[0, 0, 0, :49].view(7, 7)
+    assert edge[:3].abs().max() < 1e-9 and edge[:, :3].abs().max() < 1e-9
+
+
+def test_pips_keeps_frame_0_on_the_grid_and_does_not_depend_on_the_batch(tmp_path):
+    from standin_hub import TINY_PIPS
+    from ipbench.metrics.pips import Pips, load_pips
+    torch.manual_seed(0)
+    net = Pips(**TINY_PIPS)
+    with torch.no_grad():
+        net.delta_block.dense.weight.mul_(0.02)
+    torch.save({"model_state_dict": net.state_dict()}, tmp_path / "pips2_weights.pth")
+    net = load_pips(tmp_path / "pips2_weights.pth", TINY_PIPS)
+    windows = fv._windows(torch.stack([_translating_texture(18, (2, 1), seed=s, size=64) for s in range(1)])[0],
+                          rgb=True)
+    assert windows.shape == (3, 16, 3, 256, 256)
+    together, alone = fv.track_pips(net, windows, batch=3), fv.track_pips(net, windows, batch=1)
+    assert together.shape == (3, 16, 400, 2) and np.allclose(together, alone, atol=1e-3)
+    assert np.allclose(together[:, 0], fv.grid_points())
+    with pytest.raises(ValueError, match="not a PIPs"):
+        load_pips(tmp_path / "pips2_weights.pth", {**TINY_PIPS, "latent": 32})
+    with pytest.raises(ValueError, match="needs its network"):
+        fv.clip_features(torch.zeros(1, 16, 1, 8, 8), "pips2")

@@ -336,13 +336,16 @@ def test_lpips_vgg_loads_the_fetched_torchvision_file(tmp_path):
 
 def test_the_paper_dag_fetches_every_checkpoint_before_compute():
     """The paper profile's DAG: each solve and score waits for the fetch stage's manifests of what it reads
-    (ADM and RAM for UD2M+RAM; SDXL's three parts and CLIP for LATINO; Inception and VGG for scoring)."""
+    (ADM and RAM for UD2M+RAM; SDXL's three parts and CLIP for LATINO; CausVid, Wan, SDXL + DMD2 and VIDUE for
+    LVTINO on Problem C; Inception, VGG and PIPs++ for scoring)."""
     cfg = sc.select({"profile": "paper"})
     assert sc.fetched_checkpoints(cfg, "ud2m_ram", "px_sr4") == ["adm_imagenet256_uncond", "ram_deepinv"]
     assert sc.fetched_checkpoints(cfg, "latino", "sr16") == ["sdxl_base", "dmd2_sdxl_4step_unet", "sdxl_vae_fp16_fix",
                                                              "clip_vit_l14"]   # the image tower every latent prior gets
     assert sc.fetched_checkpoints(cfg, "treg", "sr16") == ["sd15", "clip_vit_l14"]
-    assert sc.fetched_checkpoints(cfg) == ["inception_clean_fid", "vgg16_torchvision"]
+    assert sc.fetched_checkpoints(cfg) == ["inception_clean_fid", "vgg16_torchvision", "pips2_fvmd"]
+    assert "vidue_gopro" in sc.fetched_checkpoints(cfg, "lvtino", "problem_C")
+    assert "vidue_gopro" not in sc.fetched_checkpoints(cfg, "lvtino", "problem_A")
     assert sc.fetched_checkpoints(cfg, "admm_tv", "sr16") == []
 
 
