@@ -192,7 +192,7 @@ def degrade_spec(cfg: dict, task: str) -> dict:
            "n_images": task_images(cfg, task), "data": cfg["data"]}
     if cfg["data"]["kind"] == "paper_datasets":
         out["dataset"] = dataset_recipe(cfg, task)
-    if t.get("family") == "video":     # the true clips' FVMD features are tracked here when the tracker needs no weights
+    if t.get("family") == "video":     # the degrade stage tracks the true clips when the tracker needs no weights
         out["fvmd_tracker"] = "pips2" if cfg["features"].get("fvmd_checkpoint") else "lk"
     return out
 
