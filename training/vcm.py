@@ -46,11 +46,17 @@ def main(argv=None):
     ap.add_argument("--all-layers", action="store_true",
                     help="train every layer of the student (default: its motion modules; the image layers are "
                          "already the per-frame consistency model)")
+    ap.add_argument("--init", default=None, help="continue from these weights (an earlier distillation's EMA "
+                                                  "target: student and target start from it)")
     ap.add_argument("--snapshot-every", type=int, default=0,
                     help="also write the EMA target so far to OUT.stepN.safetensors every this many steps")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     teacher, student = student_init()
+    if args.init:
+        from ipbench.priors.video_dm import build_video_unet
+        from ipbench.store.files import load_weights
+        student = load_weights(build_video_unet(), args.init, None)
     z, labels = encode_training_clips(args.clips, cache=args.latents_cache)
     prompts = [video_caption(k) for k in range(10)] + [GENERIC_VIDEO_PROMPT, ""]
 
@@ -62,7 +68,7 @@ def main(argv=None):
                         prompts=prompts, max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
                         trainable=None if args.all_layers else (lambda name: "motion_modules" in name),
                         snapshot=snapshot, snapshot_every=args.snapshot_every)
-    card.update(clips=args.clips, init="lcm U-Net + video_dm motion modules",
+    card.update(clips=args.clips, init=args.init or "lcm U-Net + video_dm motion modules",
                 trained="all layers" if args.all_layers else "motion modules")
     save_weights(out, args.out, metadata={"card": json.dumps(card)})
     print(json.dumps(card, indent=1))
