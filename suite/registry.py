@@ -33,6 +33,7 @@ PRIOR_KEYS = {"video": ("video", "video_frames")}
 SOLVERS = {
     "pinv": Solver("ipbench.baselines.pinv", None),
     "admm_tv": Solver("ipbench.baselines.admm_tv", None),
+    "vidue": Solver("ipbench.baselines.vidue", None, "video"),     # a network, but no prior: clips only
     "ddrm": Solver("ipbench.baselines.ddrm", "pixel"),
     "diffpir": Solver("ipbench.baselines.diffpir", "pixel"),
     "dps": Solver("ipbench.baselines.dps", "pixel"),

@@ -111,7 +111,7 @@ def test_every_solver_shares_the_signature_and_returns_images(name, tiny_consist
 
 
 def test_unknown_solver_lists_valid_names():
-    with pytest.raises(ValueError, match="valid solvers: admm_tv, cddb, ddrm, diffpir, dps, i2sb, latino, latino_pro, ldps, lvtino, p2l, pinv, psld, treg, ud2m, vision_xl"):
+    with pytest.raises(ValueError, match="valid solvers: admm_tv, cddb, ddrm, diffpir, dps, i2sb, latino, latino_pro, ldps, lvtino, p2l, pinv, psld, treg, ud2m, vidue, vision_xl"):
         solver_module("dps2")
 
 

@@ -94,3 +94,19 @@ def test_lvtino_problem_c_starts_from_the_interpolation(monkeypatch):
     assert x0.shape == (2, 25, 1, 64, 64) and 0 <= x0.min() and x0.max() <= 1
     assert log.summary() == {"interpolator": 2 * 3}                  # 4 measured frames: 3 windows per clip
     assert not torch.allclose(x0, lvtino.warm_start(y, op, "C"))
+
+
+def test_the_vidue_row_is_the_interpolation_alone(monkeypatch):
+    """The paper profile's VIDUE row (baselines/vidue.py): LVTINO's Problem C warm start as an estimate; clips only."""
+    from ipbench.baselines import vidue as row
+    from ipbench.methods import lvtino
+    from ipbench.suite.registry import solver_family
+    net = _tiny()
+    monkeypatch.setattr(row, "_network", lambda name: net)
+    op = physics.build_operator({"name": "video_downsampling", "t": 8, "s": 8, "spatial_filter": "bicubic"},
+                                (25, 1, 64, 64), 0.001)
+    y = op.measure(torch.rand(2, 25, 1, 64, 64), [torch.Generator().manual_seed(i) for i in range(2)])
+    out = row.solve(y, op)
+    assert torch.equal(out, lvtino.warm_start(y, op, "C", interpolator=net)) and solver_family("vidue") == "video"
+    with pytest.raises(ValueError, match="interpolates clips"):
+        row.solve(torch.rand(2, 1, 8, 8), op)
