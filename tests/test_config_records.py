@@ -186,7 +186,7 @@ def test_solver_rows_can_share_a_module_and_use_fewer_images():
 
 def test_video_tasks_hold_their_own_number_of_clips_and_each_video_solver_its_priors():
     cfg = sc.load(sc.CONFIG_DIR / "embedded.yaml")
-    assert sc.degrade_spec(cfg, "video_A")["n_images"] == 40 == sc.solve_spec(cfg, "video_A", "lvtino")["solver_images"]
+    assert sc.degrade_spec(cfg, "video_A")["n_images"] == 24 == sc.solve_spec(cfg, "video_A", "lvtino")["solver_images"]
     assert sc.degrade_spec(cfg, "deblur_gaussian")["n_images"] == cfg["n_images"] == 100
     assert sc.solve_spec(cfg, "video_A", "lvtino")["priors"] == {"video": "vcm", "video_frames": "lcm"}
     assert sc.solve_spec(cfg, "video_B", "vision_xl")["priors"] == {"video_latent": "latent_dm"}

@@ -15,6 +15,7 @@ import pytest
 import standin_hub
 import yaml
 from slurm_standin import install, submitted_rule
+from ipbench.store.files import sha256_of
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -133,13 +134,16 @@ def test_downloads_came_first_and_are_pinned(paper_run):
     lock = json.loads((run / "resources/checksums.lock").read_text())
     hub = {"sdxl_base", "dmd2_sdxl_4step_unet", "sdxl_vae_fp16_fix", "sd15", "clip_vit_l14", "ram_deepinv",
            "sdxl_base_unet_fp16", "wan21_t2v_1p3b", "causvid_bidirectional"}
-    urls = {"adm_imagenet256_uncond", "inception_clean_fid", "vgg16_torchvision"}
+    urls = {"adm_imagenet256_uncond", "inception_clean_fid", "vgg16_torchvision", "pips2_fvmd", "vidue_gopro"}
+    pinned = {"vidue_gopro"}           # its sha256 is pinned in the catalogue (the overlay pins the replica's)
     bridges = {"i2sb_imagenet256_blur_gauss"}                                    # the one pixel task's bridge
     fetched = {p.parent.name for p in (run / "resources/checkpoints").glob("*/fetched.json")}
     assert fetched == hub | urls | bridges
     for name in fetched:
         manifest = json.loads((run / f"resources/checkpoints/{name}/fetched.json").read_text())
-        assert manifest["files"] and all(lock[f"{name}/{f}"] == h for f, h in manifest["files"].items())
+        assert manifest["files"] and all(
+            h == (sha256_of(run / f"resources/checkpoints/{name}/{f}") if name in pinned else lock[f"{name}/{f}"])
+            for f, h in manifest["files"].items())
         assert manifest["revision"] == (standin_hub.COMMIT if name in hub else None)
         assert lock.get(f"{name}@main") == (standin_hub.COMMIT if name in hub else None)
     assert all(lock[d] for d in ("afhq512_val", "imagenet256_val", "mnist_test", "adobe240_test"))
