@@ -6,17 +6,14 @@ no interpolation network for moving digits.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 
 PAPER_NAME = "VIDUE"
 
 
-@lru_cache(maxsize=1)
 def _network(name: str):
-    from ipbench.priors.paper import load_vidue
-    return load_vidue(name)
+    from ipbench.priors.paper import vidue_network
+    return vidue_network(name)
 
 
 @torch.no_grad()

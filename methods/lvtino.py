@@ -102,8 +102,8 @@ def solve(y, op, prior, *, generator=None, prompts=None, problem: str = "A", fin
           cg_iter: int | None = None, lam_tv3d=(6.178523568938361e-07, 1.5583416542691956e-06),
           adam_iter: int = 55, adam_lr: float = 0.019848, admm: dict | None = None,
           interpolator: str | None = None) -> torch.Tensor:
-    """``interpolator``: Problem C's warm start network (a VIDUE checkpoint of the catalogue, loaded once onto the
-    prior); without it, ``admm``: the ADMM-TV warm start's settings (``lam``, ``rho``, ``n_iter``; the tuned ones)."""
+    """``interpolator``: Problem C's warm start network (a VIDUE checkpoint of the catalogue, loaded once per
+    process); without it, ``admm``: the ADMM-TV warm start's settings (``lam``, ``rho``, ``n_iter``; the tuned ones)."""
     if problem not in PROBLEMS:
         raise ValueError(f"unknown problem {problem!r}; valid: {', '.join(PROBLEMS)}")
     if final not in ("vcm", "prox"):
@@ -117,10 +117,10 @@ def solve(y, op, prior, *, generator=None, prompts=None, problem: str = "A", fin
     c_v = vcm.embed(list(prompts or [vcm.generic_prompt] * B))
     c_i = icm.embed([image_prompt or icm.generic_prompt] * B)
     y_pm = 2 * y - 1
-    if interpolator is not None and getattr(prior, "interpolator", None) is None:
-        from ipbench.priors.paper import load_vidue
-        prior.interpolator = load_vidue(interpolator).to(y.device)
-    net = getattr(prior, "interpolator", None) if interpolator is not None else None
+    net = None
+    if interpolator is not None:
+        from ipbench.priors.paper import vidue_network
+        net = vidue_network(interpolator).to(y.device)
     record = (lambda fn, x: prior.calls.record("interpolator", fn, x)) if hasattr(prior, "calls") else None
     x = warm_start(y, op, problem, admm, net, record)             # [0, 1]
     steps_v = [vp_timestep_of_flow(t, abar=vcm.abar) for t in spec["vcm"]]

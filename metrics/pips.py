@@ -124,10 +124,11 @@ class Correlation:
     """Template-to-frame correlations on an average-pooled pyramid, sampled in (2r + 1)^2 windows (zeros outside;
     window entry a (2r + 1) + b is offset (a - r, b - r) in (x, y), as the released sampler orders it)."""
 
-    def __init__(self, fmaps: torch.Tensor):
+    def __init__(self, fmaps: torch.Tensor, pyramid: list[torch.Tensor] | None = None):
+        """``pyramid``: another correlation's, over the same ``fmaps`` (built once)."""
         B, S, C, H, W = fmaps.shape
-        self.pyramid = [fmaps]
-        for _ in range(LEVELS - 1):
+        self.pyramid = pyramid or [fmaps]
+        while len(self.pyramid) < LEVELS:
             f = F.avg_pool2d(self.pyramid[-1].reshape(B * S, C, *self.pyramid[-1].shape[-2:]), 2, 2)
             self.pyramid.append(f.reshape(B, S, C, *f.shape[-2:]))
 
@@ -169,7 +170,8 @@ class Pips(nn.Module):
         coords = start[:, None].repeat(1, S, 1, 1)
         template = sample_border(fmaps[:, 0], start)[:, None].expand(B, S, N, self.latent)
         corr1 = Correlation(fmaps).corr(template)
-        corr2, corr4 = Correlation(fmaps).corr(template), Correlation(fmaps).corr(template)
+        corr2, corr4 = Correlation(fmaps, corr1.pyramid), Correlation(fmaps, corr1.pyramid)
+        corr2.corrs = corr4.corrs = corr1.corrs          # the three templates are frame 0's until the first update
         for itr in range(iters):
             if itr >= 1:                                    # templates from the current track, 2 and 4 frames back
                 for corr, lag in ((corr2, 2), (corr4, 4)):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -368,6 +369,12 @@ def load_vidue(name: str = "vidue_gopro", root=None, architecture: dict | None =
         raise ValueError(f"{name}: {root / entry['files'][0]} is not a VIDUE state dict of this architecture: "
                          f"{str(err)[:300]}") from None
     return net.eval().requires_grad_(False)
+
+
+@lru_cache(maxsize=2)
+def vidue_network(name: str):
+    """``load_vidue(name)`` once per process (the solvers of a job call it per mini-batch)."""
+    return load_vidue(name)
 
 
 def load_clip(root=None, dtype=torch.float32):

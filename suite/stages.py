@@ -229,8 +229,8 @@ def score(spec: dict, degraded: str, samples: list[str], metas: list[str], out_r
     description = fs.description
     if x.ndim == 5:             # videos: FVMD between the sets of restored and true clips
         from ipbench.metrics.fvmd import TRACKERS, fvmd
-        tracker, net = ("pips2", _pips(fs_spec, spec.get("score_device", "cpu"))) if fs_spec.get("fvmd_file") \
-            else ("lk", None)
+        tracker = spec.get("fvmd_tracker", "lk")
+        net = _pips(fs_spec, spec.get("score_device", "cpu")) if tracker == "pips2" else None
         reference = data.get(f"fvmd_reference_{tracker}")     # tracked at the degrade stage (once per task)
         summary["fvmd"] = fvmd(x_hat, x if reference is None else reference.flatten(0, 1).numpy(), tracker, net=net)
         description = f"{description}; FVMD tracks with {TRACKERS[tracker]}"

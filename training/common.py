@@ -69,10 +69,8 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
         with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=bf16):
             pred = unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, **kwargs).sample
         loss = F.mse_loss(pred.float(), eps)
-        train_step(opt, loss, unet, ema, ema_decay, losses, bar, step)
+        train_step(opt, loss, unet, ema, ema_decay, losses, bar, step, snapshot=snapshot, snapshot_every=snapshot_every)
         sched.step()
-        if snapshot is not None and snapshot_every and (step + 1) % snapshot_every == 0:
-            snapshot(step + 1, ema)
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "seed": seed,
             "precision": "bf16 autocast" if bf16 else "float32", **({"t_power": t_power} if t_power != 1.0 else {}),
             "wall_time_s": round(time.time() - t0, 1), "final_loss_avg200": sum(losses[-200:]) / len(losses[-200:]),
@@ -82,13 +80,27 @@ def train_epsilon(unet: torch.nn.Module, data: torch.Tensor, abar: torch.Tensor,
 
 
 def train_step(opt: torch.optim.Optimizer, loss: torch.Tensor, model: torch.nn.Module, ema: torch.nn.Module,
-               ema_decay: float, losses: list, bar, step: int, window: int = 200, digits: int = 4) -> None:
-    """One optimiser step on ``model``, the EMA update, and the running mean loss on the progress bar."""
+               ema_decay: float, losses: list, bar, step: int, window: int = 200, digits: int = 4,
+               snapshot: Callable[[int, torch.nn.Module], None] | None = None, snapshot_every: int = 0) -> None:
+    """One optimiser step on ``model``, the EMA update, the running mean loss on the progress bar, and
+    ``snapshot(steps done, ema)`` every ``snapshot_every`` steps."""
     optimizer_step(opt, loss, model.parameters())
     ema_update(ema, model, ema_decay)
     losses.append(loss.item())
     if step % 50 == 0:
         bar.set_postfix(loss=f"{sum(losses[-window:]) / len(losses[-window:]):.{digits}f}")
+    if snapshot is not None and snapshot_every and (step + 1) % snapshot_every == 0:
+        snapshot(step + 1, ema)
+
+
+def snapshot_writer(out: str, metadata: dict | None = None) -> Callable[[int, torch.nn.Module], None]:
+    """A ``snapshot`` that writes the weights so far to OUT.stepN.safetensors (to gate a long run as it goes)."""
+    from ipbench.store.files import save_weights
+
+    def write(step: int, model: torch.nn.Module) -> None:
+        save_weights(model, out.replace(".safetensors", f".step{step}.safetensors"),
+                     metadata={**(metadata or {}), "steps_so_far": str(step)})
+    return write
 
 
 def task_parser(doc: str, steps: int, lr: float):

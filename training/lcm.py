@@ -78,9 +78,8 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
             tgt = consistency_fn(target, z_prev, t_prev, c, abar)
         pred = consistency_fn(student, z_t, t, c, abar)
         loss = (((pred - tgt) ** 2).flatten(1).mean(1) + huber_c**2).sqrt().mean() - huber_c
-        train_step(opt, loss, student, target, ema_decay, losses, bar, step, window=100, digits=5)
-        if snapshot is not None and snapshot_every and (step + 1) % snapshot_every == 0:
-            snapshot(step + 1, target)
+        train_step(opt, loss, student, target, ema_decay, losses, bar, step, window=100, digits=5,
+                   snapshot=snapshot, snapshot_every=snapshot_every)
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "guidance_w": w, "skip": skip,
             "ema_decay": ema_decay, "huber_c": huber_c, "seed": seed, "wall_time_s": round(time.time() - t0, 1),
             "final_loss_avg100": sum(losses[-100:]) / len(losses[-100:]),

@@ -14,15 +14,18 @@ import json
 import torch
 
 
-def student_init():
-    """The ``lcm`` U-Net's layers with the video DM's motion modules (sha256-checked both)."""
+def student_init(init: str | None = None):
+    """(teacher, student): the ``lcm`` U-Net's layers with the video DM's motion modules (sha256-checked both), or
+    the weights ``init`` of an earlier distillation."""
     from ipbench.priors.latent_dm import build_unet
     from ipbench.priors.video_dm import build_video_unet
     from ipbench.store.catalog import resolve
     from ipbench.store.files import load_weights
     lcm, video = resolve("lcm"), resolve("video_dm")
-    student = build_video_unet(load_weights(build_unet(), lcm["path"], lcm["sha256"]))
     teacher = load_weights(build_video_unet(), video["path"], video["sha256"])
+    if init:
+        return teacher, load_weights(build_video_unet(), init, None)
+    student = build_video_unet(load_weights(build_unet(), lcm["path"], lcm["sha256"]))
     motion = {k: v for k, v in teacher.state_dict().items() if "motion_modules" in k}
     loaded = student.load_state_dict(motion, strict=False)
     assert not loaded.unexpected_keys
@@ -33,6 +36,7 @@ def main(argv=None):
     from ipbench.datasets.video import GENERIC_VIDEO_PROMPT, video_caption
     from ipbench.store.files import save_weights
 
+    from .common import snapshot_writer
     from .lcm import distill
     from .video_dm import encode_training_clips
     ap = argparse.ArgumentParser(description=__doc__)
@@ -52,22 +56,14 @@ def main(argv=None):
                     help="also write the EMA target so far to OUT.stepN.safetensors every this many steps")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
-    teacher, student = student_init()
-    if args.init:
-        from ipbench.priors.video_dm import build_video_unet
-        from ipbench.store.files import load_weights
-        student = load_weights(build_video_unet(), args.init, None)
+    teacher, student = student_init(args.init)
     z, labels = encode_training_clips(args.clips, cache=args.latents_cache)
     prompts = [video_caption(k) for k in range(10)] + [GENERIC_VIDEO_PROMPT, ""]
-
-    def snapshot(step, target):
-        save_weights(target, args.out.replace(".safetensors", f".step{step}.safetensors"),
-                     metadata={"steps_so_far": str(step)})
 
     out, card = distill(teacher, z, labels, args.steps, batch_size=args.batch_size, seed=args.seed, init=student,
                         prompts=prompts, max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
                         trainable=None if args.all_layers else (lambda name: "motion_modules" in name),
-                        snapshot=snapshot, snapshot_every=args.snapshot_every)
+                        snapshot=snapshot_writer(args.out), snapshot_every=args.snapshot_every)
     card.update(clips=args.clips, init=args.init or "lcm U-Net + video_dm motion modules",
                 trained="all layers" if args.all_layers else "motion modules")
     save_weights(out, args.out, metadata={"card": json.dumps(card)})

@@ -80,6 +80,8 @@ def train(latents, labels, steps: int, batch_size: int = 8, lr: float = 2e-4, p_
 
 def main(argv=None):
     from ipbench.store.files import save_weights
+
+    from .common import snapshot_writer
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=2000)
@@ -97,14 +99,10 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     z, labels = encode_training_clips(args.clips, cache=args.latents_cache)
-
-    def snapshot(step, ema):
-        save_weights(ema, args.out.replace(".safetensors", f".step{step}.safetensors"),
-                     metadata={"motion": json.dumps(MOTION), "steps_so_far": str(step)})
-
     unet, card = train(z, labels, args.steps, batch_size=args.batch_size, seed=args.seed, init=args.init,
                        max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
-                       snapshot=snapshot, snapshot_every=args.snapshot_every, t_power=args.t_power,
+                       snapshot=snapshot_writer(args.out, {"motion": json.dumps(MOTION)}),
+                       snapshot_every=args.snapshot_every, t_power=args.t_power,
                        motion_only=not args.whole)
     save_weights(unet, args.out, metadata={"card": json.dumps(card), "motion": json.dumps(MOTION)})
     print(json.dumps(card, indent=1))
