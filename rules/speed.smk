@@ -31,11 +31,26 @@ rule speed_networks:
         "{SUITE} speed networks --spec {params.spec:q} --out {output:q} 2> {log:q}"
 
 
+rule speed_layouts:
+    input:
+        shipped(suite_config.speed_networks_spec(config)["files"]),
+    output:
+        "results/speed/{profile}/layouts.json",
+    log:
+        "logs/speed/{profile}/layouts.log",
+    params:
+        spec=lambda wc: spec(suite_config.speed_networks_spec),
+    threads: 2
+    shell:
+        "{SUITE} speed layouts --spec {params.spec:q} --out {output:q} 2> {log:q}"
+
+
 rule bench_speed:
     input:
         pairs=[f"results/speed/{PROFILE}/{lever}/{task}/{solver}.json"
                for lever, task, solver in suite_config.speed_pairs(config)],
         networks=f"results/speed/{PROFILE}/networks.json",
+        layouts=f"results/speed/{PROFILE}/layouts.json",
     output:
         "results/bench_speed.md",
     log:
@@ -43,5 +58,5 @@ rule bench_speed:
     params:
         title=lambda wc: json.dumps(config.get("speed", {}).get("title", "Speed levers")),
     shell:
-        "{SUITE} speed report --title {params.title:q} --networks {input.networks:q} --out {output:q} "
-        "--records {input.pairs:q} 2> {log:q}"
+        "{SUITE} speed report --title {params.title:q} --networks {input.networks:q} --layouts {input.layouts:q} "
+        "--out {output:q} --records {input.pairs:q} 2> {log:q}"

@@ -85,10 +85,11 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=20, help="training digits")
     p.add_argument("--link", nargs="*", default=[], help="name=factor: set name to factor x the grid value")
     p = sub.add_parser("speed", help="a speed lever side by side, the networks alone, or their report (suite/speed.py)")
-    p.add_argument("kind", choices=["pair", "networks", "report"])
+    p.add_argument("kind", choices=["pair", "networks", "layouts", "report"])
     p.add_argument("--spec", help="pair, networks: the job's spec")
     p.add_argument("--degraded", help="pair: the task's measurements")
     p.add_argument("--networks", help="report: the networks' record")
+    p.add_argument("--layouts", help="report: the layouts' and compilation's record")
     p.add_argument("--title", help="report: its title (JSON string)")
     p.add_argument("--out", required=True)
     p.add_argument("--records", nargs="*", default=[], help="report: the pairs' records")
@@ -168,12 +169,14 @@ def main(argv=None) -> int:
                 speed.speed_pair(spec, args.degraded, args.out)
             elif args.kind == "networks":
                 speed.speed_networks(spec["priors"], args.out, batch=spec["batch"])
+            elif args.kind == "layouts":
+                speed.speed_layouts(spec["priors"], args.out, batch=spec["batch"])
             else:
                 from pathlib import Path
                 pairs = [json.loads(Path(r).read_text()) for r in args.records]
-                nets = json.loads(Path(args.networks).read_text()) if args.networks else None
+                nets, layouts = (json.loads(Path(f).read_text()) if f else None for f in (args.networks, args.layouts))
                 Path(args.out).write_text(speed.render(json.loads(args.title) if args.title else "Speed levers",
-                                                       pairs, nets))
+                                                       pairs, nets, layouts))
         elif args.stage == "check":
             from .config import load
             cfg = load(args.config)

@@ -9,7 +9,8 @@ images): a lever that moves a metric shows it beside its gain.
 
 ``speed_networks`` times each network of the profile's priors alone (per image, at a batch of one and of
 ``batch``, 1 and 2 threads, float32 and under bfloat16 autocast, forward and forward + backward with respect to
-its input): why ``priors/precision.py`` autocasts where it does.
+its input): why ``priors/precision.py`` autocasts where it does. ``speed_layouts`` times the same calls in
+channels_last and compiled by ``torch.compile`` against eager float32.
 """
 from __future__ import annotations
 
@@ -73,6 +74,10 @@ def speed_pair(spec: dict, degraded: str, out: str) -> dict:
               "psnr_diff_mean": float(diff.mean()),
               "psnr_diff_se": float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan"),
               "psnr_diff_max_abs": float(np.abs(diff).max()), "machine": machine(spec.get("device", "cpu"))}
+    return _write(record, out)
+
+
+def _write(record: dict, out: str) -> dict:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(record, indent=1))
     return record
@@ -89,19 +94,21 @@ def _time(fn, reps: int) -> float:
 
 
 def networks(priors: dict) -> dict:
-    """{name: (call(x), shape of one input)} for the networks of the profile's pixel and latent priors."""
+    """{name: (call(x), shape of one input, the (owner, attribute) of each module the call runs)} for the
+    networks of the profile's pixel and latent priors."""
     from ipbench.suite.priors import load_prior
     nets = {}
     if "pixel" in priors:
         p = load_prior("pixel", priors)
-        nets[f"pixel denoiser ({priors['pixel']})"] = (lambda x: p._eps(x, 500), (1, 32, 32))
+        nets[f"pixel denoiser ({priors['pixel']})"] = (lambda x: p._eps(x, 500), (1, 32, 32), [(p, "unet")])
     if "latent" in priors:
         q = load_prior("latent", {"latent": priors["latent"]})
         c = q.embed(["a photo of a handwritten digit 3"])
+        z_shape = tuple(q.latent_shape((1, 64, 64)))
         nets[f"latent denoiser ({priors['latent']})"] = (lambda z: q._eps(z, 500, c.expand(len(z), -1, -1)),
-                                                         tuple(q.latent_shape((1, 64, 64))))
-        nets["encoder (autoencoder)"] = (q._encode, (1, 64, 64))
-        nets["decoder (autoencoder)"] = (q._decode, tuple(q.latent_shape((1, 64, 64))))
+                                                         z_shape, [(q, "unet")])
+        nets["encoder (autoencoder)"] = (q._encode, (1, 64, 64), [(q.vae, "encoder")])
+        nets["decoder (autoencoder)"] = (q._decode, z_shape, [(q.vae, "decoder")])
     return nets
 
 
@@ -111,7 +118,7 @@ def speed_networks(priors: dict, out: str, batch: int = 20, reps: int = 5) -> di
     rows, threads = [], torch.get_num_threads()
     g = torch.Generator().manual_seed(0)
     try:
-        for name, (call, shape) in networks(priors).items():
+        for name, (call, shape, _) in networks(priors).items():
             for grad in (False, True):
                 for b in (1, batch):
                     for n_threads in (1, 2):
@@ -131,15 +138,74 @@ def speed_networks(priors: dict, out: str, batch: int = 20, reps: int = 5) -> di
                         rows.append(row)
     finally:
         torch.set_num_threads(threads)
-    record = {"rows": rows, "machine": machine(), "reps": reps}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(record, indent=1))
-    return record
+    return _write({"rows": rows, "machine": machine(), "reps": reps}, out)
 
 
-def render(title: str, pairs: list[dict], nets: dict | None) -> str:
+def _swap(parts, make):
+    """Replace each (owner, attribute) module by ``make(module)``; returns what puts the originals back."""
+    originals = [(owner, attr, getattr(owner, attr)) for owner, attr in parts]
+    for owner, attr, module in originals:
+        setattr(owner, attr, make(module))
+
+    def restore():
+        for owner, attr, module in originals:
+            setattr(owner, attr, module)
+    return restore
+
+
+def speed_layouts(priors: dict, out: str, batch: int = 20, reps: int = 5) -> dict:
+    """Milliseconds per image of each network call at a batch of ``batch`` on 2 threads, float32: eager in the
+    default layout, eager in channels_last (the modules' 4-D weights and the input), and compiled by
+    ``torch.compile`` (inductor, static shapes); forward and forward + backward with respect to the input. Also
+    the first compiled call's wall time (the compilation a job pays once per shape) and the largest absolute
+    difference of the compiled output from the eager one."""
+    import torch._dynamo
+    rows, threads = [], torch.get_num_threads()
+    g = torch.Generator().manual_seed(0)
+    torch.set_num_threads(2)
+    try:
+        for name, (call, shape, parts) in networks(priors).items():
+            for grad in (False, True):
+                x0 = torch.randn((batch, *shape), generator=g)
+
+                def once(layout=torch.contiguous_format):
+                    x = x0.clone().contiguous(memory_format=layout).requires_grad_(grad)
+                    with torch.set_grad_enabled(grad):
+                        y = call(x)
+                    if grad:
+                        torch.autograd.grad(y.float().sum(), x)
+                    return y.detach().float()
+
+                row = {"network": name, "mode": "forward + backward" if grad else "forward", "batch": batch,
+                       "threads": 2, "eager_ms": 1e3 * _time(once, reps) / batch}
+                reference = once()
+                for owner, attr in parts:
+                    getattr(owner, attr).to(memory_format=torch.channels_last)
+                try:
+                    row["channels_last_ms"] = 1e3 * _time(lambda: once(torch.channels_last), reps) / batch
+                finally:
+                    for owner, attr in parts:
+                        getattr(owner, attr).to(memory_format=torch.contiguous_format)
+                torch._dynamo.reset()
+                restore = _swap(parts, lambda m: torch.compile(m, dynamic=False))
+                try:
+                    start = time.perf_counter()
+                    compiled = once()
+                    row["compile_s"] = time.perf_counter() - start
+                    row["compiled_ms"] = 1e3 * _time(once, reps) / batch
+                    row["compiled_max_abs_diff"] = float((compiled - reference).abs().max())
+                finally:
+                    restore()
+                    torch._dynamo.reset()
+                rows.append(row)
+    finally:
+        torch.set_num_threads(threads)
+    return _write({"rows": rows, "machine": machine(), "reps": reps}, out)
+
+
+def render(title: str, pairs: list[dict], nets: dict | None, layouts: dict | None = None) -> str:
     """``results/bench_speed.md`` from the pair records and the network record."""
-    m = (pairs[0] if pairs else nets)["machine"]
+    m = next(r for r in (*pairs, nets, layouts) if r)["machine"]
     lines = [f"# {title}", "",
              f"Measured on {m['cpu']} ({m['cores']} cores), torch {m['torch']}, device {m['device']}. "
              "Each solver ran twice in one process on the same measurements and per-image seeds, before then "
@@ -163,4 +229,17 @@ def render(title: str, pairs: list[dict], nets: dict | None) -> str:
         for r in nets["rows"]:
             lines.append(f"| {r['network']} | {r['mode']} | {r['batch']} | {r['threads']} | {r['float32_ms']:.2f} "
                          f"| {r['bf16_ms']:.2f} | {r['float32_ms'] / r['bf16_ms']:.2f} |")
+    if layouts:
+        lines += ["", "## Memory layout and compilation", "",
+                  f"Milliseconds per image, float32, 2 threads (median of {layouts['reps']} calls after a warm-up): "
+                  "eager in the default layout, eager in channels_last (weights and input), and compiled by "
+                  "torch.compile (inductor, static shapes). Compile s: the first compiled call, paid once per "
+                  "input shape and process; max abs Δ: the compiled output against the eager one.", "",
+                  "| network | mode | batch | eager ms | channels_last ms | speed-up | compiled ms | speed-up "
+                  "| compile s | max abs Δ |", "|" + "---|" * 10]
+        for r in layouts["rows"]:
+            lines.append(f"| {r['network']} | {r['mode']} | {r['batch']} | {r['eager_ms']:.2f} "
+                         f"| {r['channels_last_ms']:.2f} | {r['eager_ms'] / r['channels_last_ms']:.2f} "
+                         f"| {r['compiled_ms']:.2f} | {r['eager_ms'] / r['compiled_ms']:.2f} | {r['compile_s']:.0f} "
+                         f"| {r['compiled_max_abs_diff']:.1e} |")
     return "\n".join(lines) + "\n"
