@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     p.add_argument("--link", nargs="*", default=[], help="name=factor: set name to factor x the grid value")
     p = sub.add_parser("speed", help="a speed lever side by side, the networks alone, or their report (suite/speed.py)")
     p.add_argument("kind", choices=["pair", "networks", "layouts", "report"])
-    p.add_argument("--spec", help="pair, networks: the job's spec")
+    p.add_argument("--spec", help="pair, networks, layouts: the job's spec")
     p.add_argument("--degraded", help="pair: the task's measurements")
     p.add_argument("--networks", help="report: the networks' record")
     p.add_argument("--layouts", help="report: the layouts' and compilation's record")
