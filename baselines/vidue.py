@@ -11,17 +11,13 @@ import torch
 PAPER_NAME = "VIDUE"
 
 
-def _network(name: str):
-    from ipbench.priors.paper import vidue_network
-    return vidue_network(name)
-
-
 @torch.no_grad()
 def solve(y: torch.Tensor, op, prior=None, *, generator=None, interpolator: str = "vidue_gopro") -> torch.Tensor:
     """``interpolator``: the VIDUE checkpoint of the catalogue (fetched and verified before the job)."""
+    from ipbench.priors.paper import vidue_network
     from ipbench.priors.vidue import interpolate_clip
     if y.ndim != 5:
         raise ValueError(f"VIDUE interpolates clips (B, T, C, H, W); got measurements of shape {tuple(y.shape)}")
     T, _, H, W = op.A_adjoint(y).shape[1:]
-    net = _network(interpolator).to(y.device)
+    net = vidue_network(interpolator).to(y.device)
     return torch.stack([interpolate_clip(net, clip, T, (H, W)) for clip in y]).to(y)

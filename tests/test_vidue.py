@@ -102,7 +102,7 @@ def test_the_vidue_row_is_the_interpolation_alone(monkeypatch):
     from ipbench.methods import lvtino
     from ipbench.suite.registry import solver_family
     net = _tiny()
-    monkeypatch.setattr(row, "_network", lambda name: net)
+    monkeypatch.setattr("ipbench.priors.paper.vidue_network", lambda name: net)
     op = physics.build_operator({"name": "video_downsampling", "t": 8, "s": 8, "spatial_filter": "bicubic"},
                                 (25, 1, 64, 64), 0.001)
     y = op.measure(torch.rand(2, 25, 1, 64, 64), [torch.Generator().manual_seed(i) for i in range(2)])
