@@ -54,6 +54,12 @@ def main(argv=None):
                                                   "target: student and target start from it)")
     ap.add_argument("--snapshot-every", type=int, default=0,
                     help="also write the EMA target so far to OUT.stepN.safetensors every this many steps")
+    ap.add_argument("--temporal-weight", type=float, default=0.0,
+                    help="weight of the consistency error's frame-to-frame differences in the loss (see "
+                         "training.lcm.distill; 0: LCM's loss)")
+    ap.add_argument("--teacher-steps", type=int, default=1,
+                    help="the consistency target is taken this many skips down, the teacher stepping there in as "
+                         "many DDIM steps (1: LCM)")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     teacher, student = student_init(args.init)
@@ -63,7 +69,8 @@ def main(argv=None):
     out, card = distill(teacher, z, labels, args.steps, batch_size=args.batch_size, seed=args.seed, init=student,
                         prompts=prompts, max_seconds=None if args.max_minutes is None else 60 * args.max_minutes,
                         trainable=None if args.all_layers else (lambda name: "motion_modules" in name),
-                        snapshot=snapshot_writer(args.out), snapshot_every=args.snapshot_every)
+                        snapshot=snapshot_writer(args.out), snapshot_every=args.snapshot_every,
+                        temporal_weight=args.temporal_weight, teacher_steps=args.teacher_steps)
     card.update(clips=args.clips, init=args.init or "lcm U-Net + video_dm motion modules",
                 trained="all layers" if args.all_layers else "motion modules")
     save_weights(out, args.out, metadata={"card": json.dumps(card)})
