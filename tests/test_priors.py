@@ -79,6 +79,43 @@ def test_lcm_scheduler_sampling_is_multistep_consistency_sampling(tiny_consisten
             assert torch.allclose(a, b, atol=1e-5)
 
 
+class _GaussianTeacher(torch.nn.Module):
+    """The exact noise prediction for N(0, I) latents: E[eps | z_t] = sqrt(1 - abar_t) z_t (any prompt)."""
+
+    def forward(self, z, t, encoder_hidden_states=None):
+        from types import SimpleNamespace
+        a = alpha_bar("scaled_linear").float()[t].view(-1, *([1] * (z.ndim - 1)))
+        return SimpleNamespace(sample=(1 - a).sqrt() * z)
+
+
+def test_the_distillation_teacher_steps_m_skips_by_ddim():
+    """For N(0, I) data the probability-flow ODE is the identity and one DDIM step from s to t with the exact
+    noise scales z by cos(theta_s - theta_t), abar = cos^2 theta: m steps of k give the product of m such factors,
+    nearer the identity than one step of m k; timesteps stop at 0."""
+    from ipbench.training.lcm import teacher_solve
+    abar = alpha_bar("scaled_linear").float()
+    theta = abar.sqrt().acos()
+    z, t, c = torch.randn(3, 5, 4, 2, 2), torch.tensor([999, 519, 39]), torch.zeros(3, 1, 8)
+    z3, t3 = teacher_solve(_GaussianTeacher(), z, t, c, c, 3.0, abar, skip=20, m=3)
+    assert t3.tolist() == [939, 459, 0]
+    factor = torch.ones(3)
+    for j in range(3):
+        s, u = (t - 20 * j).clamp_min(0), (t - 20 * (j + 1)).clamp_min(0)
+        factor = factor * (theta[s] - theta[u]).cos()
+    assert torch.allclose(z3, factor.view(-1, 1, 1, 1, 1) * z, atol=1e-5)
+    z1, t1 = teacher_solve(_GaussianTeacher(), z, t, c, c, 3.0, abar, skip=60, m=1)
+    assert torch.equal(t1, t3)
+    assert ((z3 - z).abs() <= (z1 - z).abs() + 1e-7).all() and not torch.allclose(z1, z3)
+
+
+def test_the_frame_difference_term_is_for_clips():
+    from ipbench.training.lcm import distill, pseudo_huber
+    e = torch.randn(2, 1, 4, 3, 3).expand(2, 6, 4, 3, 3)           # the same error on every frame
+    assert pseudo_huber(e.diff(dim=1), 1e-3) < 1e-9 < pseudo_huber(e, 1e-3)
+    with pytest.raises(ValueError, match="clips"):
+        distill(_GaussianTeacher(), torch.randn(4, 4, 2, 2), torch.zeros(4, dtype=torch.long), 1, temporal_weight=1)
+
+
 def test_load_prior_freezes_every_network():
     """Solvers differentiate w.r.t. images, latents or embeddings: a loaded prior carries no trainable weight."""
     from ipbench.suite.priors import load_prior

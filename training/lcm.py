@@ -36,6 +36,18 @@ def consistency_fn(unet, z, t, c, abar):
     return consistency_output(z, tweedie(z, unet(z, t, encoder_hidden_states=c).sample, abar[t]), t)
 
 
+def teacher_solve(teacher, z, t, c, c_empty, w: float, abar, skip: int, m: int = 1):
+    """(z_{t - m k}, t - m k): m DDIM steps of k down from (z, t), on the teacher's guided noise
+    eps_u + w (eps_c - eps_u); timesteps stop at 0."""
+    for _ in range(m):
+        s, t = t, (t - skip).clamp_min(0)
+        e_c = teacher(z, s, encoder_hidden_states=c).sample
+        e_u = teacher(z, s, encoder_hidden_states=c_empty).sample
+        e_w = e_u + w * (e_c - e_u)
+        z = ddim_step(tweedie(z, e_w, abar[s]), e_w, abar[s], abar[t])
+    return z, t
+
+
 def pseudo_huber(e: torch.Tensor, c: float) -> torch.Tensor:
     """sqrt(mean e^2 + c^2) - c per sample, averaged over the batch."""
     return ((e**2).flatten(1).mean(1) + c**2).sqrt().mean() - c
@@ -83,13 +95,7 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
         a = abar[t].view(-1, *([1] * (z0.ndim - 1)))
         z_t = a.sqrt() * z0 + (1 - a).sqrt() * eps
         with torch.no_grad():
-            z_prev, t_prev = z_t, t
-            for _ in range(teacher_steps):                                 # t_n -> t_n - k (m times)
-                s, t_prev = t_prev, (t_prev - skip).clamp_min(0)
-                e_c = teacher(z_prev, s, encoder_hidden_states=c).sample
-                e_u = teacher(z_prev, s, encoder_hidden_states=c_empty).sample
-                e_w = e_u + w * (e_c - e_u)
-                z_prev = ddim_step(tweedie(z_prev, e_w, abar[s]), e_w, abar[s], abar[t_prev])
+            z_prev, t_prev = teacher_solve(teacher, z_t, t, c, c_empty, w, abar, skip, teacher_steps)
             tgt = consistency_fn(target, z_prev, t_prev, c, abar)
         pred = consistency_fn(student, z_t, t, c, abar)
         loss = pseudo_huber(pred - tgt, huber_c)
