@@ -4,7 +4,8 @@ distillation (``training.lcm.distill``, LCM's Algorithm 1) of the video latent D
 Teacher: the video DM (``priors.video_dm``) with classifier-free guidance w, stepped by DDIM over LCM's
 skipping-step grid. Student: the image consistency model's U-Net (``lcm``, already distilled per frame) inflated
 with the teacher's motion modules, so that distillation starts from a one-step image model that knows the motion.
-Train: ``python -m ipbench.training.vcm --out priors/weights/vcm.safetensors``.
+Train: ``python -m ipbench.training.vcm --out priors/weights/vcm.safetensors``. The shipped weights' last stage
+departs from LCM's recipe (``--teacher-steps 3 --temporal-weight 1``; ``training.lcm.distill`` and the card say why).
 """
 from __future__ import annotations
 
