@@ -97,10 +97,10 @@ def distill(teacher, latents, labels, steps: int = 3000, batch_size: int = 64, l
         with torch.no_grad():
             z_prev, t_prev = teacher_solve(teacher, z_t, t, c, c_empty, w, abar, skip, teacher_steps)
             tgt = consistency_fn(target, z_prev, t_prev, c, abar)
-        pred = consistency_fn(student, z_t, t, c, abar)
-        loss = pseudo_huber(pred - tgt, huber_c)
+        e = consistency_fn(student, z_t, t, c, abar) - tgt
+        loss = pseudo_huber(e, huber_c)
         if temporal_weight:
-            loss = loss + temporal_weight * pseudo_huber((pred - tgt).diff(dim=1), huber_c)
+            loss = loss + temporal_weight * pseudo_huber(e.diff(dim=1), huber_c)
         train_step(opt, loss, student, target, ema_decay, losses, bar, step, window=100, digits=5,
                    snapshot=snapshot, snapshot_every=snapshot_every)
     card = {"steps": steps, "batch_size": batch_size, "lr": lr, "guidance_w": w, "skip": skip,
